@@ -1,0 +1,39 @@
+"""mmtok: a memory-mapped on-disk store for tokenized text.
+
+``mmtok.build(inputs, path)`` tokenizes corpora into a store; ``mmtok.open(path)``
+reads one lazily. See FORMAT.md (shipped in this package) for the on-disk format.
+"""
+
+from .build import build
+from .errors import (
+    CacheError,
+    CorruptStoreError,
+    InputError,
+    InputNotFoundError,
+    MmtokError,
+    NotYetSupportedError,
+    StoreError,
+    StoreExistsError,
+    TokenizerError,
+    TokenizerMismatchError,
+)
+from .store import Store
+from .store import open_store as open
+from .version import __version__
+
+__all__ = [
+    "build",
+    "open",
+    "Store",
+    "__version__",
+    "MmtokError",
+    "InputError",
+    "InputNotFoundError",
+    "TokenizerError",
+    "TokenizerMismatchError",
+    "StoreError",
+    "StoreExistsError",
+    "CorruptStoreError",
+    "CacheError",
+    "NotYetSupportedError",
+]

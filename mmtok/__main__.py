@@ -1,0 +1,5 @@
+"""`python -m mmtok` is the `mmtok` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,100 @@
+"""`mmtok build` and `mmtok demo`."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+
+def _column(value: str | None):
+    return int(value) if value is not None and value.isdigit() else value
+
+
+def run_build(inputs, output, *, quiet: bool, **options):
+    """Build with a progress bar on a terminal; return the store."""
+    from ..build import build
+    from ..progress import BuildProgress
+    from ..sources import resolve_source
+
+    sources = [resolve_source(path, line_by_line=options.pop("line_by_line"), column=options.pop("column"),
+                              field=options.pop("field"), header=options.pop("header")) for path in inputs]
+    progress = BuildProgress([s.size for s in sources], enabled=False if quiet else None)
+    try:
+        store = build(sources, output, progress=progress, **options)
+    finally:
+        progress.close()
+    if not quiet:
+        click.echo(progress.summary() if progress.tokens else "nothing new to tokenize", err=True)
+        click.echo(f"{output}: {store.num_tokens:,} tokens, {store.num_documents:,} documents, "
+                   f"{len(store.shards)} shards ({store.dtype.name})")
+    return store
+
+
+@click.command("build")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, help="Store folder to create (or resume, or append to).")
+@click.option("--tokenizer", default=None, help="tokenizer.json, model folder, or 'gpt2' (the bundled default).")
+@click.option("--vocab-file", default=None, help="GPT-2-style vocab.json (with --merges-file).")
+@click.option("--merges-file", default=None, help="GPT-2-style merges.txt (with --vocab-file).")
+@click.option("--eos-token", default=None, help="Token appended after every document (default: the tokenizer's).")
+@click.option("--line-by-line/--bulk", "line_by_line", default=None,
+              help="One document per line, or the whole file as one document. Default: csv/jsonl by line, txt bulk.")
+@click.option("--column", default=None, help="CSV column (name or 0-based index) for files with several columns.")
+@click.option("--no-header", is_flag=True, help="The CSV files have no header row.")
+@click.option("--field", default="text", show_default=True, help="JSON lines: the field holding the text.")
+@click.option("--append", is_flag=True, help="Add the inputs to an existing store (same tokenizer).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Tokenizing threads (default: all cores).")
+@click.option("--engine", type=click.Choice(["auto", "tiktoken", "tokenizers"]), default="auto", show_default=True,
+              help="Encoder: tiktoken where proven identical to the tokenizer, else the tokenizers reference.")
+@click.option("--shard-tokens", type=click.IntRange(min=1), default=None, help="Close a shard after about this many tokens.")
+@click.option("--chunk-bytes", type=click.IntRange(min=1), default=None,
+              help="Read inputs in pieces of about this many bytes (default 1 MiB).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+def build_command(inputs, output, tokenizer, vocab_file, merges_file, eos_token, line_by_line, column, no_header,
+                  field, append, workers, engine, shard_tokens, chunk_bytes, quiet):
+    """Tokenize INPUT files (.txt, .csv, .jsonl, optionally .gz/.zst) into the store OUTPUT.
+
+    Rerunning an interrupted build resumes it where it stopped.
+    """
+    from ..constants import DEFAULT_CHUNK_BYTES, DEFAULT_SHARD_TOKENS
+    from ..tokenizer import load_tokenizer
+
+    if (vocab_file is None) != (merges_file is None):
+        raise click.UsageError("--vocab-file and --merges-file go together")
+    tok = load_tokenizer(tokenizer, vocab_file=vocab_file, merges_file=merges_file, eos_token=eos_token, engine=engine)
+    run_build(inputs, output, quiet=quiet, tokenizer=tok, line_by_line=line_by_line, column=_column(column),
+              field=field, header=not no_header, append=append, workers=workers,
+              shard_tokens=shard_tokens or DEFAULT_SHARD_TOKENS, chunk_bytes=chunk_bytes or DEFAULT_CHUNK_BYTES)
+
+
+@click.command("demo")
+@click.option("-o", "--output", default="mmtok-demo", show_default=True, help="Folder for the demo text and store.")
+def demo_command(output):
+    """Build a store from Python's own reference documentation, verify it and show it.
+
+    Needs no files of yours and no network: the text ships with Python, the
+    GPT-2 tokenizer ships with mmtok.
+    """
+    import pydoc_data.topics
+
+    from ..stats import store_info
+    from ..verify import verify_store
+    from .inspect_cmd import print_info
+
+    os.makedirs(output, exist_ok=True)
+    text_path = os.path.join(output, "python-docs.txt")
+    topics = pydoc_data.topics.topics
+    with open(text_path, "w", encoding="utf-8") as f:
+        f.write("\n\n".join(topics[key] for key in sorted(topics)))
+    store_path = os.path.join(output, "python-docs.mmtok")
+    store = run_build([text_path], store_path, quiet=False, line_by_line=None, column=None, field="text", header=True)
+    verify_store(store_path)
+    click.echo(f"verify: OK ({len(store.shards)} shards checked)")
+    print_info(store_info(store))
+    first = store.tokens[:40]
+    click.echo(f"first 40 tokens: {first.tolist()}")
+    click.echo(f"decoded: {store.tokenizer.decode(first)!r}")
+
+
+COMMANDS = [build_command, demo_command]

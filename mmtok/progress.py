@@ -1,0 +1,71 @@
+"""A one-line progress display for long jobs: bytes/s, tokens/s, ETA. Silent when not a terminal."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def _human(value: float, unit: str) -> str:
+    for prefix in ("", "k", "M", "G", "T"):
+        if abs(value) < 1000 or prefix == "T":
+            return f"{value:,.1f} {prefix}{unit}"
+        value /= 1000
+    return f"{value} {unit}"
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class BuildProgress:
+    """Receives ``update(source_index, chunk, tokens)`` from a build and redraws at most 10 times a second.
+
+    ``sizes`` are the inputs' on-disk sizes (None when unknown, as for in-memory
+    texts); the fraction done comes from the file offsets chunks report.
+    """
+
+    def __init__(self, sizes: list[int | None], *, stream=None, enabled: bool | None = None):
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.sizes = sizes
+        self.total = sum(size for size in sizes if size) or None
+        self.text_bytes = 0
+        self.tokens = 0
+        self.started = time.monotonic()
+        self._drawn = 0.0
+
+    def update(self, index: int, chunk, tokens: int) -> None:
+        self.text_bytes += chunk.nbytes
+        self.tokens += tokens
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._drawn < 0.1:
+            return
+        self._drawn = now
+        done = sum(size or 0 for size in self.sizes[:index]) + chunk.file_offset
+        self._draw(now, done)
+
+    def _draw(self, now: float, done: int | None) -> None:
+        elapsed = max(now - self.started, 1e-9)
+        parts = []
+        if self.total and done is not None:
+            fraction = min(done / self.total, 1.0)
+            eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0
+            parts += [f"{fraction:6.1%}", f"ETA {_clock(eta)}"]
+        parts += [_human(self.text_bytes, "B"), _human(self.text_bytes / elapsed, "B/s"),
+                  _human(self.tokens / elapsed, "tok/s")]
+        self.stream.write("\r" + " | ".join(parts) + "   ")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+    def summary(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        return (f"{self.tokens:,} tokens from {_human(self.text_bytes, 'B')} of text in {elapsed:.1f} s "
+                f"({_human(self.text_bytes / elapsed, 'B/s')}, {_human(self.tokens / elapsed, 'tok/s')})")

@@ -1,0 +1,158 @@
+"""Building stores: token ids equal the reference, chunking and sharding change nothing, appends, reruns."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+import mmtok
+from mmtok.tokenizer import default_tokenizer
+from storetools import snapshot
+
+DATA = os.path.join(os.path.dirname(mmtok.__file__), "data")
+
+
+@pytest.fixture(scope="module")
+def reference():
+    from transformers import GPT2Tokenizer
+
+    return GPT2Tokenizer(vocab=os.path.join(DATA, "gpt2_vocab.json"), merges=os.path.join(DATA, "gpt2_merges.txt"))
+
+
+def test_bulk_build_equals_whole_text_reference(tmp_path, real_text, real_text_file, reference):
+    # Tiny shards and chunks: hundreds of cuts, and documents crossing shard boundaries.
+    store = mmtok.build(real_text_file, tmp_path / "s", shard_tokens=50_000, chunk_bytes=30_000)
+    expected = reference(real_text, add_special_tokens=False)["input_ids"] + [50256]
+    assert len(store.shards) > 10
+    assert store.num_tokens == len(expected)
+    assert store.num_documents == 1
+    assert store.dtype == np.uint16
+    np.testing.assert_array_equal(store.tokens[:], np.array(expected, dtype=np.uint16))
+    np.testing.assert_array_equal(store.documents[0], store.tokens[:])
+
+
+def test_shard_and_chunk_sizes_do_not_change_the_stream(tmp_path, real_text_file):
+    a = mmtok.build(real_text_file, tmp_path / "a", shard_tokens=1 << 20, chunk_bytes=1 << 20)
+    b = mmtok.build(real_text_file, tmp_path / "b", shard_tokens=7_777, chunk_bytes=5_000)
+    np.testing.assert_array_equal(a.tokens[:], b.tokens[:])
+
+
+def test_csv_rows_are_documents(tmp_path, docs_prose, reference):
+    rows = [p for p in docs_prose.split("\n\n") if p.strip()][:500]
+    rows[3] = 'quoted "text", with commas,\nand a newline'
+    rows[7] = "a literal <|endoftext|> stays text"
+    path = tmp_path / "politics.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text"])
+        writer.writerows([r] for r in rows)
+    store = mmtok.build(path, tmp_path / "s", chunk_bytes=4096, shard_tokens=3000)
+    assert store.num_documents == len(rows)
+    assert store.line_by_line
+    for i in (0, 3, 7, 250, len(rows) - 1):
+        ids = reference(rows[i], add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        np.testing.assert_array_equal(store.documents[i], ids + [50256])
+    assert 50256 not in store.documents[7][:-1].tolist()
+
+
+def test_texts_and_jsonl(tmp_path):
+    texts = ["Lorem", "Ipsum", "Dolor sit amet"]
+    store = mmtok.build(None, tmp_path / "t", texts=texts)
+    tok = default_tokenizer()
+    for i, text in enumerate(texts):
+        assert store.documents[i].tolist() == tok.encode(text) + [tok.eos_id]
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "id": i}) + "\n" for i, t in enumerate(texts)))
+    np.testing.assert_array_equal(mmtok.build(path, tmp_path / "j").tokens[:], store.tokens[:])
+
+
+def test_worker_count_does_not_change_bytes(tmp_path, real_text_file):
+    one = mmtok.build(real_text_file, tmp_path / "one", workers=1, shard_tokens=100_000, chunk_bytes=50_000)
+    two = mmtok.build(real_text_file, tmp_path / "two", workers=2, shard_tokens=100_000, chunk_bytes=50_000)
+    a, b = snapshot(one.path), snapshot(two.path)
+    assert a == b and len(a) > 4
+
+
+def test_rerun_of_a_finished_build_changes_nothing(tmp_path, real_text_file):
+    store = mmtok.build(real_text_file, tmp_path / "s", shard_tokens=200_000)
+    before = snapshot(store.path)
+    again = mmtok.build(real_text_file, tmp_path / "s", shard_tokens=200_000)
+    assert snapshot(store.path) == before
+    assert again.num_tokens == store.num_tokens
+
+
+def test_append_adds_at_the_end_and_keeps_old_shards(tmp_path, real_text_file):
+    first = tmp_path / "first.txt"
+    first.write_text("First document.\n")
+    store = mmtok.build(first, tmp_path / "s")
+    before = snapshot(store.path)
+    grown = mmtok.build(real_text_file, tmp_path / "s", append=True, shard_tokens=300_000)
+    after = snapshot(grown.path)
+    assert all(after[name] == digest for name, digest in before.items() if name.startswith("shards"))
+    assert grown.num_documents == 2
+    tok = default_tokenizer()
+    assert grown.documents[0].tolist() == tok.encode("First document.\n") + [tok.eos_id]
+    solo = mmtok.build(real_text_file, tmp_path / "solo")
+    np.testing.assert_array_equal(grown.documents[1], solo.documents[0])
+    inputs = grown.manifest["inputs"]
+    assert [e["first_document"] for e in inputs] == [0, 1]
+    assert inputs[1]["first_token"] == store.num_tokens
+
+
+def test_existing_store_needs_append(tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("alpha\n")
+    b.write_text("beta\n")
+    mmtok.build(a, tmp_path / "s")
+    before = snapshot(tmp_path / "s")
+    with pytest.raises(mmtok.StoreExistsError, match="--append"):
+        mmtok.build(b, tmp_path / "s")
+    assert snapshot(tmp_path / "s") == before
+
+
+def test_append_with_another_tokenizer_is_refused(tmp_path, docs_prose):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator([docs_prose[:50_000]], trainer)
+    a = tmp_path / "a.txt"
+    a.write_text("alpha\n")
+    mmtok.build(a, tmp_path / "s")
+    before = snapshot(tmp_path / "s")
+    with pytest.raises(mmtok.TokenizerMismatchError, match="tokenizer"):
+        mmtok.build(a, tmp_path / "s", append=True, tokenizer=backend)
+    assert snapshot(tmp_path / "s") == before
+
+
+def test_small_vocabulary_and_large_vocabulary_dtypes(tmp_path, docs_prose):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator([docs_prose[:20_000]], trainer)
+    backend.add_tokens([f"<extra_{i}>" for i in range(70_000)])  # pushes ids past uint16
+    store = mmtok.build(None, tmp_path / "big", texts=["hello there"], tokenizer=backend)
+    assert store.dtype == np.uint32
+    assert store.tokens[-1] == store.eos_id
+    assert np.load(os.path.join(store.path, "shards", "000000.tokens.npy")).dtype == np.dtype("<u4")
+
+
+def test_store_slicing_matches_the_stream(tmp_path, real_text_file):
+    store = mmtok.build(real_text_file, tmp_path / "s", shard_tokens=10_000, chunk_bytes=8_000)
+    whole = store.tokens[:]
+    for key in (slice(0, 5), slice(9_990, 10_050), slice(-30, None), slice(5, 40_000, 7), slice(40_000, 5, -3), slice(7, 7)):
+        np.testing.assert_array_equal(store.tokens[key], whole[key])
+    assert store.tokens[-1] == whole[-1]
+    with pytest.raises(IndexError):
+        store.tokens[len(whole)]
+    with pytest.raises(IndexError):
+        store.documents[1]
