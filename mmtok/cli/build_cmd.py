@@ -76,17 +76,15 @@ def demo_command(output):
     Needs no files of yours and no network: the text ships with Python, the
     GPT-2 tokenizer ships with mmtok.
     """
-    import pydoc_data.topics
-
+    from ..sampletext import python_docs_prose
     from ..stats import store_info
     from ..verify import verify_store
     from .inspect_cmd import print_info
 
     os.makedirs(output, exist_ok=True)
     text_path = os.path.join(output, "python-docs.txt")
-    topics = pydoc_data.topics.topics
     with open(text_path, "w", encoding="utf-8") as f:
-        f.write("\n\n".join(topics[key] for key in sorted(topics)))
+        f.write(python_docs_prose())
     store_path = os.path.join(output, "python-docs.mmtok")
     store = run_build([text_path], store_path, quiet=False, line_by_line=None, column=None, field="text", header=True)
     verify_store(store_path)
