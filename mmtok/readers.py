@@ -9,44 +9,22 @@ chunks as one that never stopped.  Errors name the file and the 1-based line.
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import dataclasses
 import itertools
 import json
-import struct
 from typing import Iterator
 
 import numpy as np
 
+from .chunk import BOM, Chunk, decode_utf8, empty_input
 from .chunking import check_rules, iter_pieces
+from .csvreader import csv_chunks
 from .errors import InputError
 from .sources import Source, open_stream
 
 __all__ = ["Chunk", "iter_chunks"]
 
-_BOM = b"\xef\xbb\xbf"
-_CSV_FIELD_LIMIT = 2 ** (8 * struct.calcsize("l") - 1) - 1  # csv stores the limit in a C long
 _JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number",
                bool: "boolean", type(None): "null"}
-
-
-@dataclasses.dataclass
-class Chunk:
-    """Consecutive pieces of one input, and where the input stands after them.
-
-    ``ends[i]`` is True when ``texts[i]`` completes a document (mmtok appends
-    eos after it).  ``position`` is JSON-able: ``iter_chunks(source,
-    start=position)`` continues with exactly the chunks that would follow.
-    ``nbytes`` counts the uncompressed UTF-8 bytes consumed by this chunk;
-    ``file_offset`` the bytes of the file on disk consumed so far (best effort).
-    """
-
-    texts: list[str]
-    ends: list[bool]
-    position: dict
-    nbytes: int
-    file_offset: int
 
 
 def iter_chunks(source: Source, *, start: dict | None = None, chunk_bytes: int = 1 << 20,
@@ -88,25 +66,9 @@ def _check_start(source: Source, start, name: str) -> dict:
     return dict(start)
 
 
-def _decode(data: bytes, source: Source, lines_before: int, offset: int) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = lines_before + data.count(b"\n", 0, e.start) + 1
-        where = " of the decompressed data" if source.compression else ""
-        raise InputError(f"invalid UTF-8 (byte 0x{data[e.start]:02x} at byte {offset + e.start}{where}); "
-                         "mmtok reads UTF-8 text: convert the file, e.g. iconv -f LATIN1 -t UTF-8",
-                         path=source.display, line=line) from None
-
-
 def _count_newlines(data: bytes) -> int:
     # numpy compares a megabyte about 8x faster than bytes.count(b"\n")
     return int(np.count_nonzero(np.frombuffer(data, np.uint8) == 0x0A))
-
-
-def _empty(source: Source, detail: str = "") -> InputError:
-    return InputError(f"input is empty: nothing to tokenize{detail}; give it some text or leave it out",
-                      path=source.display)
 
 
 def _bulk_chunks(source, position, chunk_bytes, rules):
@@ -114,20 +76,20 @@ def _bulk_chunks(source, position, chunk_bytes, rules):
     with open_stream(source, offset=offset) as stream:
         head, skipped = b"", 0
         if offset == 0:
-            head = stream.read(len(_BOM))
-            if head == _BOM:
-                head, skipped = b"", len(_BOM)
+            head = stream.read(len(BOM))
+            if head == BOM:
+                head, skipped = b"", len(BOM)
         offset += skipped
         pieces = 0
         for piece, last in iter_pieces(stream.read, chunk_bytes=chunk_bytes, rules=rules, carry=head):
-            text = _decode(piece, source, lines, offset)
+            text = decode_utf8(piece, source, lines, offset)
             offset += len(piece)
             lines += _count_newlines(piece)
             yield Chunk([text], [last], {"reader": "txt-bulk", "offset": offset, "lines": lines},
                         len(piece) + skipped, stream.file_offset())
             skipped, pieces = 0, pieces + 1
         if position["offset"] == 0 and not pieces:
-            raise _empty(source)
+            raise empty_input(source)
 
 
 def _line_blocks(source, position, chunk_bytes):
@@ -145,9 +107,9 @@ def _line_blocks(source, position, chunk_bytes):
             if not block.endswith(b"\n"):
                 block += stream.readline()
             nbytes = len(block)
-            if offset == 0 and block.startswith(_BOM):
-                block = block[len(_BOM):]
-            text = _decode(block, source, lines, offset + nbytes - len(block))
+            if offset == 0 and block.startswith(BOM):
+                block = block[len(BOM):]
+            text = decode_utf8(block, source, lines, offset + nbytes - len(block))
             first_line = lines + 1
             offset += nbytes
             lines += _count_newlines(block)
@@ -164,7 +126,7 @@ def _txt_line_chunks(source, position, chunk_bytes, rules):
             yield Chunk(texts, [True] * len(texts), {"reader": "txt-lines", "offset": offset, "lines": lines},
                         nbytes, file_offset)
     if position["offset"] == 0 and not documents:
-        raise _empty(source, " (it has no non-empty line)")
+        raise empty_input(source, " (it has no non-empty line)")
 
 
 def _jsonl_chunks(source, position, chunk_bytes, rules):
@@ -193,7 +155,7 @@ def _jsonl_chunks(source, position, chunk_bytes, rules):
             yield Chunk(texts, [True] * len(texts), {"reader": "jsonl", "offset": offset, "lines": lines},
                         nbytes, file_offset)
     if position["offset"] == 0 and not documents:
-        raise _empty(source, " (it has no non-blank line)")
+        raise empty_input(source, " (it has no non-blank line)")
 
 
 def _json_text(line: str, field: str, display: str, number: int) -> str:
@@ -230,111 +192,6 @@ def _check_unicode(text: str, display: str | None, line: int | None, what: str) 
                          path=display, line=line) from None
 
 
-class _LineFeed:
-    """Decoded lines for csv.reader, counting the bytes and lines it consumed."""
-
-    def __init__(self, stream, source: Source, offset: int, lines: int):
-        self.stream, self.source, self.offset, self.lines = stream, source, offset, lines
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> str:
-        raw = self.stream.readline()
-        if not raw:
-            raise StopIteration
-        start = self.offset
-        self.offset += len(raw)
-        if start == 0 and raw.startswith(_BOM):
-            raw, start = raw[len(_BOM):], len(_BOM)
-        text = _decode(raw, self.source, self.lines, start)
-        self.lines += 1
-        return text
-
-
-@contextlib.contextmanager
-def _wide_csv_fields():
-    """Lift csv's process-wide field size limit while parsing; restore it before yielding."""
-    previous = csv.field_size_limit(_CSV_FIELD_LIMIT)
-    try:
-        yield
-    finally:
-        csv.field_size_limit(previous)
-
-
-def _csv_chunks(source, position, chunk_bytes, rules):
-    rows, fields, index = position["rows"], position.get("fields"), position.get("index")
-    display = source.display
-    with open_stream(source, offset=position["offset"]) as stream:
-        feed = _LineFeed(stream, source, position["offset"], position["lines"])
-        reader = csv.reader(feed)
-
-        def next_row():
-            while True:
-                line = feed.lines + 1
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    return None, line
-                except csv.Error as e:
-                    raise InputError(f"malformed CSV ({e})", path=display, line=feed.lines) from None
-                if row:  # csv gives [] for a blank line
-                    return row, line
-
-        texts, chunk_start, documents = [], feed.offset, 0
-        if fields is None:  # at the start: the first row fixes the shape and the column
-            with _wide_csv_fields():
-                row, line = next_row()
-            if row is None:
-                raise _empty(source)
-            rows, fields, index = 1, len(row), _column_index(source, row, line)
-            if not source.header:
-                texts.append(row[index])
-        while True:
-            with _wide_csv_fields():
-                while feed.offset - chunk_start < chunk_bytes:
-                    row, line = next_row()
-                    if row is None:
-                        break
-                    rows += 1
-                    if len(row) != fields:
-                        raise InputError(f"row {rows} has {len(row)} field(s) but the first row has {fields}; "
-                                         "every row needs the same number of fields (quote fields that "
-                                         "contain commas or quotes)", path=display, line=line)
-                    texts.append(row[index])
-            if texts:
-                documents += len(texts)
-                yield Chunk(texts, [True] * len(texts),
-                            {"reader": "csv", "offset": feed.offset, "lines": feed.lines, "rows": rows,
-                             "fields": fields, "index": index},
-                            feed.offset - chunk_start, stream.file_offset())
-            if row is None:
-                break
-            texts, chunk_start = [], feed.offset
-    if position["offset"] == 0 and not documents:
-        raise _empty(source, " (it has a header row but no data rows)")
-
-
-def _column_index(source: Source, first: list[str], line: int) -> int:
-    """The index of the text column, from ``source.column`` and the first row."""
-    column, count = source.column, len(first)
-    has = f"the file has {count} columns" + (f" {first}" if source.header else "")
-    problem = None
-    if isinstance(column, str) and not source.header:
-        problem = f"column={column!r} names a column, but header=False says there is no header row; pass " \
-                  "a 0-based column index instead"
-    elif isinstance(column, str) and first.count(column) != 1:
-        problem = f"the header has {first.count(column) or 'no'} column(s) named {column!r}: {has}; pass " \
-                  "one of those names, or a 0-based index, as column="
-    elif column is None and count != 1:
-        problem = f"{has}; pass column= with the name or 0-based index of the one holding the text"
-    elif isinstance(column, int) and column >= count:
-        problem = f"column={column} is out of range: {has} (indexes are 0-based)"
-    if problem:
-        raise InputError(problem, path=source.display, line=line)
-    return first.index(column) if isinstance(column, str) else column or 0
-
-
 def _texts_chunks(source, position, chunk_bytes, rules):
     index, total = position["index"], position["bytes"]
     items = iter(source.texts)
@@ -361,5 +218,5 @@ def _texts_chunks(source, position, chunk_bytes, rules):
         raise InputError("texts is empty: nothing to tokenize; give at least one string")
 
 
-_READERS = {"txt-bulk": _bulk_chunks, "txt-lines": _txt_line_chunks, "csv": _csv_chunks,
+_READERS = {"txt-bulk": _bulk_chunks, "txt-lines": _txt_line_chunks, "csv": csv_chunks,
             "jsonl": _jsonl_chunks, "texts": _texts_chunks}

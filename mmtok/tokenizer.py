@@ -11,130 +11,23 @@ Importing this module imports neither transformers nor tiktoken.
 from __future__ import annotations
 
 import functools
-import hashlib
-import itertools
 import json
 import os
 import pathlib
-import string
 from typing import Any
 
 import numpy as np
 
-from mmtok.errors import TokenizerError
+from .cutrules import probe_cut_rules
+from .errors import TokenizerError
+from .fingerprint import fingerprint_of
 
-__all__ = ["Tokenizer", "load_tokenizer", "tokenizer_from_json", "default_tokenizer", "fingerprint_of"]
+__all__ = ["Tokenizer", "load_tokenizer", "tokenizer_from_json", "default_tokenizer"]
 
 _DATA = pathlib.Path(__file__).with_name("data")
 _BUNDLED_NAME = "gpt2 (bundled)"
 _EOS_CANDIDATES = ("<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>", "[SEP]")
 _ENGINES = ("auto", "tiktoken", "tokenizers")
-
-# Fingerprint canonicalisation: options at these values mean "off" in every tokenizers version.
-_BPE_DEFAULTS = {"continuing_subword_prefix": "", "end_of_word_suffix": "", "fuse_unk": False,
-                 "byte_fallback": False, "ignore_merges": False}
-_OFFSET_ONLY_KEYS = {"trim_offsets"}
-_ADDED_TOKEN_KEYS = ("id", "content", "special", "single_word", "lstrip", "rstrip", "normalized")
-
-# Normalizers that act on one character at a time, so cannot join across a cut between ASCII characters.
-_LOCAL_NORMALIZERS = {"NFC", "NFD", "NFKC", "NFKD", "Lowercase", "StripAccents", "Nmt", "BertNormalizer"}
-_CUT_LEFT = ("", "a", "the quick", "x  \t ", "x\r\n", "\r\n\r\n", "end.\u00a0", "\u3000", "日本語", "é", "12",
-             "it'", "🙂", "'", " ", "\n", "  \n  ", "<|endoftext|>", "\t", "Zürich ")
-_CUT_RIGHT = ("", "s", "ll", "S rest", "'s", "123", " word", "  \n", "\r\n", "\t\tx", "\u00a0y", "é", "🙂",
-              "  ", "\u2003z", "'LL be", "\n\nx", "<|endoftext|>", ".", " 42")
-
-
-def _fingerprint_node(node: Any) -> Any:
-    """Drop what does not change ids and what tokenizers versions spell differently."""
-    if isinstance(node, list):
-        return [_fingerprint_node(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out = {key: _fingerprint_node(value) for key, value in node.items()
-           if value is not None and key not in _OFFSET_ONLY_KEYS}
-    if out.get("type") == "ByteLevel" and out.get("use_regex", True) is True:
-        out.pop("use_regex", None)  # absent in old versions, where it meant True
-    if out.get("type") == "Metaspace":  # tokenizers < 0.15 spelled prepend_scheme as add_prefix_space
-        out.pop("str_rep", None)
-        if "add_prefix_space" in out:
-            out["prepend_scheme"] = "always" if out.pop("add_prefix_space") else "never"
-        out.setdefault("split", True)
-    return out
-
-
-def fingerprint_of(spec: dict) -> str:
-    """sha256 of the canonical JSON of the id-determining parts of a parsed tokenizer.json."""
-    model = _fingerprint_node({key: value for key, value in spec["model"].items() if key not in ("vocab", "merges")})
-    if model.get("type") == "BPE":
-        model = {key: value for key, value in model.items() if _BPE_DEFAULTS.get(key, object()) != value}
-        # Old tokenizer.json files store merges as "a b" strings, new ones as pairs.
-        model["merges"] = [m.split(" ", 1) if isinstance(m, str) else list(m) for m in spec["model"]["merges"]]
-    vocab = spec["model"].get("vocab")
-    # A dict vocab as [token, id] pairs in id order: canonical, and much faster than sorting 50k keys.
-    model["vocab"] = sorted(vocab.items(), key=lambda item: (item[1], item[0])) if isinstance(vocab, dict) else vocab
-    added = [{key: token.get(key, key == "normalized" and not token.get("special")) for key in _ADDED_TOKEN_KEYS}
-             for token in spec.get("added_tokens") or []]
-    canonical = {"mmtok_fingerprint": 1, "model": model, "added_tokens": sorted(added, key=lambda t: t["id"]),
-                 "normalizer": _fingerprint_node(spec.get("normalizer")),
-                 "pre_tokenizer": _fingerprint_node(spec.get("pre_tokenizer"))}
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _normalizer_is_local(node: dict | None) -> bool:
-    if node is None:
-        return True
-    kind = node.get("type")
-    if kind == "Sequence":
-        return all(_normalizer_is_local(child) for child in node.get("normalizers", []))
-    if kind == "Replace":
-        return len((node.get("pattern") or {}).get("String", "")) == 1
-    return kind in _LOCAL_NORMALIZERS
-
-
-def _cut_pairs(rule: str) -> list[tuple[str, str]]:
-    """(left, right) pairs whose join point satisfies ``rule``, around every character pair it allows."""
-    chars = [chr(c) for c in range(0x21, 0x7F)] if rule == "newline" else list(string.ascii_letters)
-    glue_left, glue_right = ("\n", "") if rule == "newline" else ("", " ")
-    # Every character meets a third of the others on the far side of the cut (all of them, for letters),
-    # in rotating contexts: 3-4k pairs, a fraction of a second to encode.
-    stride = 3 if rule == "newline" else 1
-    around = [(before, after) for i, before in enumerate(chars) for after in chars[i % stride :: stride]]
-    pairs = []
-    for i, (before, after) in enumerate(around):
-        left, right = _CUT_LEFT[i % len(_CUT_LEFT)], _CUT_RIGHT[(i * 7) % len(_CUT_RIGHT)]
-        pairs.append((left + before + glue_left, glue_right + after + right))
-    for left, right, (before, after) in itertools.product(_CUT_LEFT, _CUT_RIGHT, ("aB", "'s", "1Z")):
-        pairs.append((left + before + glue_left, glue_right + after + right))
-    return pairs
-
-
-def probe_cut_rules(backend: Any, spec: dict, *, allow_special: bool) -> frozenset[str]:
-    """The cut rules ("newline", "space") under which chunked encoding equals whole-text encoding.
-
-    ``backend`` is configured for ``allow_special``; ``spec`` is its parsed tokenizer.json.
-    """
-    if not _normalizer_is_local(spec.get("normalizer")):
-        return frozenset()
-    rules = {"newline", "space"}
-    for token in spec.get("added_tokens") or []:
-        if token.get("special") and not allow_special:
-            continue  # never matched: encoded as plain text
-        if token.get("lstrip") or token.get("rstrip"):
-            return frozenset()  # would swallow the whitespace on the other side of a cut
-        rules -= {rule for rule, glue in (("newline", "\n"), ("space", " ")) if glue in token["content"]}
-    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
-
-    def ids(texts: list[str]) -> list[list[int]]:
-        return [encoding.ids for encoding in encode(texts, add_special_tokens=False)]
-
-    def safe(rule: str) -> bool:
-        pairs = _cut_pairs(rule)
-        whole = ids([left + right for left, right in pairs])
-        lefts, rights = ids([left for left, _ in pairs]), ids([right for _, right in pairs])
-        return all(w == l + r for w, l, r in zip(whole, lefts, rights))
-
-    return frozenset(rule for rule in sorted(rules) if safe(rule))
 
 
 class Tokenizer:

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mmtok.errors import TokenizerError
-from mmtok.tokenizer import default_tokenizer, fingerprint_of, load_tokenizer, tokenizer_from_json
+from mmtok.fingerprint import fingerprint_of
+from mmtok.tokenizer import default_tokenizer, load_tokenizer, tokenizer_from_json
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "mmtok" / "data"
 VOCAB, MERGES = DATA / "gpt2_vocab.json", DATA / "gpt2_merges.txt"
