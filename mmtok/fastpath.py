@@ -92,6 +92,18 @@ class FastEncoder:
             return self._ids(self.encoding.encode(text, allowed_special="all"))
         return self._ids(self.encoding.encode_ordinary(text))
 
+    def encode_arrays(self, texts: list[str]) -> list[np.ndarray]:
+        """Ids of each text as a uint32 array, never built as Python ints (the build's hot path).
+
+        Runs in the calling thread with the GIL released while encoding; the
+        build gets its parallelism from its own thread pool.
+        """
+        allowed = self.encoding.special_tokens_set if self._allow_special else set()
+        arrays = [self.encoding.encode_to_numpy(text, allowed_special=allowed, disallowed_special=()) for text in texts]
+        if self._rank_to_id is None:
+            return arrays
+        return [self._rank_to_id[ranks] for ranks in arrays]
+
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         """Ids of many texts, encoded on a thread pool of one thread per usable CPU."""
         texts = list(texts)

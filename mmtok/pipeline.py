@@ -8,7 +8,6 @@ strictly in submission order, so the output never depends on the worker count.
 from __future__ import annotations
 
 import collections
-import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Iterator
@@ -22,14 +21,17 @@ def encode_chunk(tokenizer, texts: list[str], ends: list[bool]) -> tuple[np.ndar
     Returns the chunk's tokens and the chunk-relative end offset of every
     document it completes (the offset just past that document's eos).
     """
-    encoded = tokenizer.encode_batch(texts)
-    eos = tokenizer.eos_id
-    lengths = np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(encoded))
-    ends_mask = np.fromiter(ends, dtype=bool, count=len(ends))
-    total = int(lengths.sum() + ends_mask.sum())
-    parts = (ids + [eos] if end else ids for ids, end in zip(encoded, ends))
-    tokens = np.fromiter(itertools.chain.from_iterable(parts), dtype=tokenizer.dtype, count=total)
-    doc_ends = np.cumsum(lengths + ends_mask)[ends_mask]
+    arrays = tokenizer.encode_arrays(texts)
+    eos = np.array([tokenizer.eos_id], dtype=tokenizer.dtype)
+    parts, lengths = [], np.empty(len(arrays), dtype=np.int64)
+    for i, (ids, end) in enumerate(zip(arrays, ends)):
+        parts.append(ids)
+        if end:
+            parts.append(eos)
+        lengths[i] = ids.shape[0] + end
+    # Ids are below the vocabulary size, which the dtype was chosen to hold: the cast cannot overflow.
+    tokens = np.concatenate(parts, dtype=tokenizer.dtype, casting="unsafe") if parts else np.empty(0, tokenizer.dtype)
+    doc_ends = np.cumsum(lengths)[np.fromiter(ends, dtype=bool, count=len(ends))]
     return tokens, doc_ends
 
 

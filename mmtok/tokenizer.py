@@ -96,6 +96,12 @@ class Tokenizer:
         encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
         return [encoding.ids for encoding in encode(list(texts), add_special_tokens=False)]
 
+    def encode_arrays(self, texts: list[str]) -> list[np.ndarray]:
+        """Token ids of each text as an integer array: what the build uses, avoiding Python ints."""
+        if self._fast is not None:
+            return self._fast.encode_arrays(texts)
+        return [np.array(ids, dtype=np.uint32) for ids in self.encode_batch(texts)]
+
     def decode(self, ids: Any) -> str:
         """Text of a list or numpy array of ids (special tokens kept)."""
         ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)

@@ -203,3 +203,17 @@ def test_encode_batch_releases_the_gil(engine, pieces):
     elapsed = time.perf_counter() - start
     # Holding the GIL would freeze this loop for the whole call; released, it only sees scheduler slices.
     assert max(gaps) < max(0.5 * elapsed, 0.1)
+
+
+@pytest.mark.parametrize("allow_special", [False, True])
+def test_encode_arrays_equals_encode_batch(pieces, allow_special):
+    # The build's hot path must give the very ids of the list API, for both engines and permuted ids.
+    spec = gpt2_spec()
+    permutation = np.random.default_rng(3).permutation(50257)
+    spec["model"]["vocab"] = {token: int(permutation[i]) for token, i in spec["model"]["vocab"].items()}
+    spec["added_tokens"][0]["id"] = int(permutation[50256])
+    texts = [piece + " <|endoftext|>" for piece in pieces[:6]] + ["", "x"]
+    for tok in (load_tokenizer(allow_special=allow_special), load_tokenizer(engine="tokenizers", allow_special=allow_special),
+                from_spec(spec, allow_special=allow_special)):
+        arrays = tok.encode_arrays(texts)
+        assert [a.tolist() for a in arrays] == reference_batch(tok, texts)
