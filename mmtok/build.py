@@ -64,6 +64,7 @@ def build(
     request = {
         "tokenizer": tok.fingerprint,
         "eos_id": tok.eos_id,
+        "allow_special": tok.allow_special,
         "dtype": tok.dtype.str,
         "inputs": [source.identity() for source in sources],
         "shard_tokens": shard_tokens,
@@ -138,6 +139,7 @@ def _same_inputs(base: dict, request: dict) -> bool:
     done, wanted = base["inputs"], request["inputs"]
     return (
         base["tokenizer"]["fingerprint"] == request["tokenizer"]
+        and base["tokenizer"]["allow_special"] == request["allow_special"]
         and len(done) == len(wanted)
         and all(w["kind"] != "texts" and {k: d.get(k) for k in w} == w for d, w in zip(done, wanted))
     )
@@ -149,11 +151,14 @@ def _check_appendable(path: str, base: dict, tok, append: bool) -> None:
             f"{path}: a store already exists there with other inputs; use --append (append=True) "
             "to add these inputs to it, or choose another output path"
         )
-    if base["tokenizer"]["fingerprint"] != tok.fingerprint or base["eos_id"] != tok.eos_id:
+    if (base["tokenizer"]["fingerprint"], base["eos_id"], base["tokenizer"]["allow_special"]) != (
+        tok.fingerprint, tok.eos_id, tok.allow_special
+    ):
         raise TokenizerMismatchError(
             f"{path}: the store was made with tokenizer {base['tokenizer'].get('name')} "
-            f"({base['tokenizer']['fingerprint']}, eos {base['eos_id']}), not {tok.name} "
-            f"({tok.fingerprint}, eos {tok.eos_id}); append with the store's tokenizer or build a new store"
+            f"({base['tokenizer']['fingerprint']}, eos {base['eos_id']}, "
+            f"allow_special {base['tokenizer']['allow_special']}), not {tok.name} "
+            f"({tok.fingerprint}, eos {tok.eos_id}, allow_special {tok.allow_special}); append with the store's tokenizer or build a new store"
         )
 
 
@@ -252,7 +257,7 @@ class _BuildRun:
             "created_by": f"mmtok {__version__}",
             "tokenizer": base["tokenizer"] if base else {
                 "name": tok.name, "fingerprint": tok.fingerprint, "vocab_size": tok.vocab_size,
-                "eos_token": tok.eos_token, "file": TOKENIZER_FILE,
+                "eos_token": tok.eos_token, "allow_special": tok.allow_special, "file": TOKENIZER_FILE,
                 "file_sha256": hashlib.sha256(tokenizer_json).hexdigest(),
             },
             "dtype": tok.dtype.str,

@@ -89,6 +89,7 @@ def check_manifest(manifest: dict, path: str) -> None:
         _require(isinstance(manifest.get(key), int) and manifest[key] >= 0, path, f"{key} must be a non-negative integer")
     tok = manifest.get("tokenizer")
     _require(isinstance(tok, dict) and isinstance(tok.get("fingerprint"), str), path, "tokenizer.fingerprint is missing")
+    _require(isinstance(tok.get("allow_special"), bool), path, "tokenizer.allow_special must be true or false")
     _require(isinstance(tok.get("vocab_size"), int) and manifest["eos_id"] < tok["vocab_size"], path, "eos_id must be below tokenizer.vocab_size")
     shards = manifest.get("shards")
     _require(isinstance(shards, list), path, "shards must be a list")

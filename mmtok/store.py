@@ -76,7 +76,8 @@ class Store:
 
             info = self.manifest["tokenizer"]
             with open(os.path.join(self.path, TOKENIZER_FILE), encoding="utf-8") as f:
-                tokenizer = tokenizer_from_json(f.read(), eos_token=info.get("eos_token"))
+                tokenizer = tokenizer_from_json(f.read(), eos_token=info.get("eos_token"),
+                                                allow_special=info["allow_special"])
             if tokenizer.fingerprint != self.fingerprint:
                 raise CorruptStoreError(
                     f"{self.path}/{TOKENIZER_FILE}: fingerprint {tokenizer.fingerprint} does not match the manifest's {self.fingerprint}"
