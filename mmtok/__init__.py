@@ -1,10 +1,12 @@
 """mmtok: a memory-mapped on-disk store for tokenized text.
 
 ``mmtok.build(inputs, path)`` tokenizes corpora into a store; ``mmtok.open(path)``
-reads one lazily. See FORMAT.md (shipped in this package) for the on-disk format.
+reads one lazily; ``mmtok.TokenDataset`` views one as training samples. See
+FORMAT.md (shipped in this package) for the on-disk format.
 """
 
 from .build import build
+from .dataset import TokenDataset
 from .errors import (
     CacheError,
     CorruptStoreError,
@@ -25,6 +27,7 @@ __all__ = [
     "build",
     "open",
     "Store",
+    "TokenDataset",
     "__version__",
     "MmtokError",
     "InputError",

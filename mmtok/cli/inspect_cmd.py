@@ -59,14 +59,30 @@ def verify_command(store):
 
 @click.command("show")
 @click.argument("store")
-@click.option("--doc", "doc", type=int, required=True, help="Document index (negative counts from the end).")
+@click.option("--doc", "doc", type=int, default=None, help="Document index (negative counts from the end).")
+@click.option("--sample", "sample", type=int, default=None,
+              help="Sample index of the TokenDataset view (negative counts from the end); needs --block-size.")
+@click.option("--block-size", type=click.IntRange(min=1), default=None, help="With --sample: tokens per sample.")
+@click.option("--stride", type=click.IntRange(min=1), default=None,
+              help="With --sample on a bulk store: tokens between sample starts (default: the block size).")
 @click.option("--ids", is_flag=True, help="Print token ids instead of text.")
-def show_command(store, doc, ids):
-    """Decode a document of STORE back to text."""
+def show_command(store, doc, sample, block_size, stride, ids):
+    """Decode a document, or a sample of the TokenDataset view, of STORE back to text."""
     from ..errors import StoreError
     from ..store import Store
 
+    if (doc is None) == (sample is None):
+        raise click.UsageError("give exactly one of --doc I or --sample I")
+    if sample is None and (block_size is not None or stride is not None):
+        raise click.UsageError("--block-size and --stride go with --sample")
+    if sample is not None and block_size is None:
+        raise click.UsageError("--sample needs --block-size N (the model's context length)")
     opened = Store(store)
+    if sample is not None:
+        tokens = _sample_tokens(opened, sample, block_size, stride)
+        # A sample is shown exactly as a model sees it, eos tokens included.
+        click.echo(" ".join(map(str, tokens.tolist())) if ids else opened.tokenizer.decode(tokens))
+        return
     try:
         tokens = opened.documents[doc]
     except IndexError:
@@ -76,6 +92,22 @@ def show_command(store, doc, ids):
     else:
         body = tokens[:-1] if tokens.shape[0] and tokens[-1] == opened.eos_id else tokens
         click.echo(opened.tokenizer.decode(body))
+
+
+def _sample_tokens(store, sample: int, block_size: int, stride):
+    from ..dataset import TokenDataset
+    from ..errors import StoreError
+
+    if stride is not None and store.line_by_line:
+        raise click.UsageError("--stride applies to bulk stores; in this line-by-line store, sample I is document I "
+                               "cut to --block-size")
+    dataset = TokenDataset.open(store, block_size=block_size, stride=stride, dtype=store.dtype)
+    try:
+        return dataset[sample]
+    except IndexError:
+        mode = "line by line" if dataset.line_by_line else f"block size {block_size}, stride {dataset.stride}"
+        raise StoreError(f"{store.path}: no sample {sample}; viewed {mode}, the store has {len(dataset):,} samples "
+                         f"(0 to {len(dataset) - 1})") from None
 
 
 COMMANDS = [info_command, verify_command, show_command]
