@@ -124,7 +124,7 @@ class SampleIndex:
         longest row of the batch, or to ``block_size`` with ``pad_to_block``.
         """
         if not self.line_by_line:
-            batch = self.store.gather_windows(index * self.stride, self.block_size).astype(dtype, copy=False)
+            batch = self.store.gather_windows(index * self.stride, self.block_size, dtype=dtype)
             return batch, np.full(index.shape[0], self.block_size, dtype=np.int64)
         starts, ends = self.store.document_bounds(index)
         lengths = np.minimum(ends - starts, self.block_size)

@@ -44,6 +44,7 @@ class Store:
         np.cumsum([s["documents"] for s in self.shards], out=self.doc_starts[1:])
         self._tokens: list[np.ndarray | None] = [None] * len(self.shards)
         self._docs: list[np.ndarray | None] = [None] * len(self.shards)
+        self._window_views: dict[tuple[int, int], np.ndarray] = {}
         self._tokenizer = None
         self.tokens = TokenStream(self)
         self.documents = Documents(self)
@@ -119,26 +120,39 @@ class Store:
             shard += 1
         return out
 
-    def gather_windows(self, starts: np.ndarray, length: int) -> np.ndarray:
+    def gather_windows(self, starts: np.ndarray, length: int, *, dtype=None) -> np.ndarray:
         """Rows ``tokens[s : s + length]`` for every s in ``starts`` (all in range), as one 2-D array.
 
-        One vectorised gather per shard touched; only windows that cross a shard
-        boundary (rare: at most one per boundary and window) are copied piecewise.
+        One vectorised gather per shard touched, cast to ``dtype`` (default: the
+        store's) in the same pass; only windows that cross a shard boundary (rare:
+        at most one per boundary and window) are copied piecewise.
         """
         starts = np.asarray(starts, dtype=np.int64).reshape(-1)
-        out = np.empty((starts.shape[0], length), dtype=self.dtype)
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
         if starts.shape[0] == 0 or length == 0:
-            return out
+            return np.empty((starts.shape[0], length), dtype=dtype)
         first = np.searchsorted(self.token_starts, starts, side="right") - 1
         last = np.searchsorted(self.token_starts, starts + (length - 1), side="right") - 1
+        if (first == first[0]).all() and (last == first[0]).all():
+            shard = int(first[0])  # the common case: every window inside one shard
+            return self._windows(shard, length)[starts - self.token_starts[shard]].astype(dtype, copy=False)
+        out = np.empty((starts.shape[0], length), dtype=dtype)
         inside = first == last
         for shard in np.unique(first[inside]):
             rows = np.flatnonzero(inside & (first == shard))
-            windows = np.lib.stride_tricks.sliding_window_view(self.shard_tokens(int(shard)), length)
-            out[rows] = windows[starts[rows] - self.token_starts[shard]]
+            out[rows] = self._windows(int(shard), length)[starts[rows] - self.token_starts[shard]]
         for row in np.flatnonzero(~inside):
             out[row] = self.slice_tokens(int(starts[row]), int(starts[row]) + length)
         return out
+
+    def _windows(self, shard: int, length: int) -> np.ndarray:
+        """A strided (no-copy) view of every ``length``-window of a shard, kept for reuse."""
+        key = (shard, length)
+        view = self._window_views.get(key)
+        if view is None:
+            view = np.lib.stride_tricks.sliding_window_view(self.shard_tokens(shard), length)
+            self._window_views[key] = view
+        return view
 
     def document_bounds(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Start and end offsets in the token stream of documents ``index`` (valid, non-negative), vectorised."""
