@@ -100,7 +100,7 @@ def check_manifest(manifest: dict, path: str) -> None:
             _require(isinstance(shard.get(key), int) and shard[key] >= 0, path, f"shards[{i}].{key} must be a non-negative integer")
         for key in ("name", "tokens_sha256", "docs_sha256"):
             _require(isinstance(shard.get(key), str), path, f"shards[{i}].{key} must be a string")
-        _require(shard["name"].isdigit(), path, f"shards[{i}].name must be digits")
+        _require(shard["name"].isascii() and shard["name"].isdigit(), path, f"shards[{i}].name must be ASCII digits")
         tokens += shard["tokens"]
         documents += shard["documents"]
     _require(tokens == manifest["num_tokens"], path, f"shards hold {tokens} tokens, num_tokens says {manifest['num_tokens']}")

@@ -17,7 +17,7 @@ class _Group(click.Group):
         except MmtokError as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
-            click.echo("\nInterrupted; rerun the same command to resume a build.", err=True)
+            click.echo("\nInterrupted: nothing half-written was published (rerun an interrupted build to resume it).", err=True)
             ctx.exit(130)
 
 
