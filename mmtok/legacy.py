@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 import msgpack
 import numpy as np
 
-from .cachefile import DecompressedStream
+from .compression import DecompressedStream
 from .constants import CACHE_CHUNK_BYTES, CACHE_MAX_TOKENS, CACHE_READ_BYTES
 from .errors import CacheError
 

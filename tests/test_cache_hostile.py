@@ -24,7 +24,8 @@ from click.testing import CliRunner
 
 import mmtok
 import mmtok.manifest
-from mmtok.cachefile import CacheWriter, CompressedWriter
+from mmtok.cachefile import CacheWriter
+from mmtok.compression import CompressedWriter
 from mmtok.cli import main
 from mmtok.errors import CacheError, MmtokError
 from mmtok.exchange import export_store, import_cache, read_cache_header

@@ -9,9 +9,8 @@ import msgpack
 import pytest
 import zstandard
 
-from mmtok.cachefile import (
-    CacheReader, CacheWriter, CompressedWriter, DecompressedStream, check_codec, codec_from_name, detect_cache_format,
-)
+from mmtok.cachefile import CacheReader, CacheWriter, detect_cache_format
+from mmtok.compression import CompressedWriter, DecompressedStream, check_codec, codec_from_name
 from mmtok.constants import CACHE_MAGIC, CACHE_MAX_CHUNK_BYTES
 from mmtok.errors import CacheError
 

@@ -55,7 +55,7 @@ def _mb(n: int) -> str:
 
 
 def _codec_for(output: str, codec: str | None) -> str:
-    from ..cachefile import codec_from_name
+    from ..compression import codec_from_name
 
     named = codec_from_name(output)
     if codec is not None and codec != named and output.lower().endswith((".gz", ".zst", ".zstd", ".npy")):
@@ -82,8 +82,8 @@ def _codec_for(output: str, codec: str | None) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def export_command(store, output, fmt, codec, level, threads, no_tokenizer, quiet):
     """Write STORE to one compressed, checksummed cache file (default dataset_cache.tar.gz)."""
-    from ..cachefile import check_codec
-    from ..exchange import export_store
+    from ..cache_export import export_store
+    from ..compression import check_codec
 
     codec = _codec_for(output, codec)
     if fmt != "mmtok":
@@ -128,7 +128,7 @@ def import_command(cache, output, tokenizer, eos_token, shard_tokens, quiet):
     The format and codec are read from the file's bytes, not its name. The
     store appears at OUTPUT only once every shard has been checked.
     """
-    from ..exchange import import_cache
+    from ..cache_import import import_cache
 
     progress = TransferProgress("import", enabled=False if quiet else None)
     try:
