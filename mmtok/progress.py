@@ -14,6 +14,11 @@ def _human(value: float, unit: str) -> str:
     return f"{value} {unit}"
 
 
+def counted(n: int, noun: str) -> str:
+    """``"1 document"``, ``"2,048 documents"``: a count with its noun, for one-line summaries."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

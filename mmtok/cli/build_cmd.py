@@ -6,6 +6,8 @@ import os
 
 import click
 
+from ..progress import counted
+
 
 def _column(value: str | None):
     return int(value) if value is not None and value.isdigit() else value
@@ -26,8 +28,8 @@ def run_build(inputs, output, *, quiet: bool, **options):
         progress.close()
     if not quiet:
         click.echo(progress.summary() if progress.tokens else "nothing new to tokenize", err=True)
-        click.echo(f"{output}: {store.num_tokens:,} tokens, {store.num_documents:,} documents, "
-                   f"{len(store.shards)} shards ({store.dtype.name})")
+        click.echo(f"{output}: {counted(store.num_tokens, 'token')}, {counted(store.num_documents, 'document')}, "
+                   f"{counted(len(store.shards), 'shard')} ({store.dtype.name})")
     return store
 
 

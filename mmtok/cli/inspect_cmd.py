@@ -6,6 +6,8 @@ import json
 
 import click
 
+from ..progress import counted
+
 
 def print_info(info: dict) -> None:
     tok = info["tokenizer"]
@@ -23,7 +25,7 @@ def print_info(info: dict) -> None:
             f"p90 {stats['p90']:,.0f}  p99 {stats['p99']:,.0f}  max {stats['max']:,}"
         )
     for entry in info["inputs"]:
-        lines.append(f"input       {entry['path']}: {entry['tokens']:,} tokens, {entry['documents']:,} documents")
+        lines.append(f"input       {entry['path']}: {counted(entry['tokens'], 'token')}, {counted(entry['documents'], 'document')}")
     if info["interrupted_build"]:
         lines.append("note        an interrupted build is pending: rerun it to resume")
     click.echo("\n".join(lines))
@@ -51,7 +53,7 @@ def verify_command(store):
     from ..verify import verify_store
 
     report = verify_store(store)
-    click.echo(f"{store}: OK ({report['shards']} shards, {report['tokens']:,} tokens, {report['documents']:,} documents)")
+    click.echo(f"{store}: OK ({counted(report['shards'], 'shard')}, {counted(report['tokens'], 'token')}, {counted(report['documents'], 'document')})")
     if report["leftovers"]:
         click.echo(f"note: {len(report['leftovers'])} files of an interrupted build are not part of the store: "
                    "rerun the build to resume or clean them", err=True)
