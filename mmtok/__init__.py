@@ -5,6 +5,7 @@ reads one lazily; ``mmtok.TokenDataset`` views one as training samples. See
 FORMAT.md (shipped in this package) for the on-disk format.
 """
 
+from .blend import blend
 from .build import build
 from .dataset import TokenDataset
 from .errors import (
@@ -19,6 +20,7 @@ from .errors import (
     TokenizerError,
     TokenizerMismatchError,
 )
+from .merge import merge_datasets
 from .store import Store
 from .store import open_store as open
 from .version import __version__
@@ -28,6 +30,8 @@ __all__ = [
     "open",
     "Store",
     "TokenDataset",
+    "merge_datasets",
+    "blend",
     "__version__",
     "MmtokError",
     "InputError",

@@ -180,6 +180,14 @@ class TokenDataset:
         for i in range(self._samples.count):
             yield self[i]
 
+    def sampler(self, *, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1,
+                drop_last: bool = False, epoch: int = 0):
+        """A :class:`~mmtok.sampler.TrainingOrder` over this dataset's samples (a DataLoader ``sampler=``)."""
+        from .sampler import TrainingOrder
+
+        return TrainingOrder(len(self), seed=seed, shuffle=shuffle, rank=rank, world_size=world_size,
+                             drop_last=drop_last, epoch=epoch)
+
     def get_batch(self, indices, *, dtype=None, pad_id: int | None = None, return_lengths: bool = False,
                   pad_to_block: bool = False):
         """Samples ``indices`` (an int, slice, list or array) as one 2-D array.
