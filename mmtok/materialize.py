@@ -26,7 +26,7 @@ from .constants import DEFAULT_SHARD_TOKENS, FORMAT_NAME, FORMAT_VERSION, TEMP_P
 from .dataset import TokenDataset
 from .errors import StoreExistsError
 from .manifest import atomic_write_bytes, fsync_dir, write_manifest
-from .merge import ComposedDataset, leaves
+from .composed import ComposedDataset, leaves
 from .store import Store
 from .version import __version__
 from .writer import ShardSink

@@ -44,7 +44,7 @@ def merge_command(stores, output, no_equalize, seed, weights, num_samples, block
     OUTPUT (a window gains an eos), so TokenDataset.open(OUTPUT,
     block_size=...) reads back the merged samples in order.
     """
-    from ..blend import blend
+    from ..blending import blend
     from ..constants import DEFAULT_SHARD_TOKENS
     from ..dataset import TokenDataset
     from ..materialize import materialize

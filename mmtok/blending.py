@@ -44,7 +44,7 @@ import threading
 import numpy as np
 
 from .errors import StoreError
-from .merge import ComposedDataset, name, resolve_seed, sample_lengths
+from .composed import ComposedDataset, name, resolve_seed, sample_lengths
 from .permutation import MAX_SIZE, Permutation, mix_seed
 
 __all__ = ["BlendedDataset", "blend"]
