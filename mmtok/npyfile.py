@@ -99,4 +99,5 @@ def open_npy(path: str, *, dtype: str, length: int) -> np.ndarray:
         raise CorruptStoreError(f"{path}: file is {size} bytes, expected {offset + length * found.itemsize}")
     if length == 0:
         return np.empty(0, dtype=found)
-    return np.memmap(path, dtype=found, mode="r", offset=offset, shape=(length,))
+    # A plain ndarray over the map: numpy's memmap subclass adds overhead to every slice.
+    return np.memmap(path, dtype=found, mode="r", offset=offset, shape=(length,)).view(np.ndarray)

@@ -138,10 +138,14 @@ class Store:
             return self._windows(shard, length)[starts - self.token_starts[shard]].astype(dtype, copy=False)
         out = np.empty((starts.shape[0], length), dtype=dtype)
         inside = first == last
-        for shard in np.unique(first[inside]):
-            rows = np.flatnonzero(inside & (first == shard))
-            out[rows] = self._windows(int(shard), length)[starts[rows] - self.token_starts[shard]]
-        for row in np.flatnonzero(~inside):
+        # Group rows by shard once (a stable sort), then one gather per group.
+        rows = np.flatnonzero(inside)
+        rows = rows[np.argsort(first[rows], kind="stable")]
+        shards, bounds = np.unique(first[rows], return_index=True)
+        for shard, lo, hi in zip(shards.tolist(), bounds.tolist(), [*bounds[1:].tolist(), rows.shape[0]]):
+            group = rows[lo:hi]
+            out[group] = self._windows(shard, length)[starts[group] - self.token_starts[shard]]
+        for row in np.flatnonzero(~inside).tolist():
             out[row] = self.slice_tokens(int(starts[row]), int(starts[row]) + length)
         return out
 
