@@ -10,14 +10,21 @@ import io
 import os
 import shutil
 
-import numpy as np
 
 from .cachefile import human_bytes
 from .constants import (
-    CACHE_FORMAT_NAME, CACHE_FORMAT_VERSION, CACHE_MAX_DOCUMENTS, CACHE_MAX_NPY_HEADER, CACHE_MAX_SHARDS,
-    CACHE_MAX_TOKENS, FORMAT_NAME, FORMAT_VERSION, TOKEN_DTYPES,
+    CACHE_FORMAT_NAME,
+    CACHE_FORMAT_VERSION,
+    CACHE_MAX_DOCUMENTS,
+    CACHE_MAX_NPY_HEADER,
+    CACHE_MAX_SHARDS,
+    CACHE_MAX_TOKENS,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    TOKEN_DTYPES,
 )
 from .errors import CacheError, StoreError
+from .npyfile import read_npy_header
 
 _VIEW_MAX_KEYS = 32
 _VIEW_MAX_STR = 256
@@ -109,13 +116,7 @@ def check_npy_header(head, dtype: str, length: int, name: str, where: str) -> by
             f"{where}: the .npy header is missing or over {CACHE_MAX_NPY_HEADER} bytes")
     f = io.BytesIO(head)
     try:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, found = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, found = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise ValueError(f"unsupported .npy version {version}")
+        shape, fortran, found = read_npy_header(f)
     except (ValueError, SyntaxError, TypeError, OverflowError) as exc:
         raise CacheError(f"{name}: {where}: not a valid .npy header ({exc})") from None
     require(found.str == dtype and not fortran and shape == (length,) and f.tell() == len(head), name,

@@ -19,14 +19,29 @@ import numpy as np
 from .atomicfile import AtomicFile
 from .cache_checks import check_view
 from .cachefile import CacheWriter, human_bytes
-from .compression import CompressedWriter, Progress, check_codec, codec_from_name, compression_ratio
+from .compression import (
+    CompressedWriter,
+    Progress,
+    check_codec,
+    codec_from_name,
+    compression_ratio,
+)
 from .constants import (
-    CACHE_CHUNK_BYTES, CACHE_DEFAULT_NAME, CACHE_FORMAT_NAME, CACHE_FORMAT_VERSION, CACHE_MAX_CHUNK_BYTES,
-    CACHE_MAX_MANIFEST_BYTES, CACHE_MAX_NPY_HEADER, CACHE_MAX_TOKENIZER_BYTES, DOCS_DTYPE, MANIFEST_FILE,
+    CACHE_CHUNK_BYTES,
+    CACHE_DEFAULT_NAME,
+    CACHE_FORMAT_NAME,
+    CACHE_FORMAT_VERSION,
+    CACHE_MAX_CHUNK_BYTES,
+    CACHE_MAX_MANIFEST_BYTES,
+    CACHE_MAX_NPY_HEADER,
+    CACHE_MAX_TOKENIZER_BYTES,
+    DOCS_DTYPE,
+    MANIFEST_FILE,
     TOKENIZER_FILE,
 )
 from .errors import CacheError, CorruptStoreError, MmtokError, StoreError
 from .manifest import encode_json
+from .npyfile import read_npy_header
 from .store import Store, shard_paths
 from .version import __version__
 
@@ -187,13 +202,7 @@ def _npy_prefix(path: str, dtype: str, length: int) -> bytes:
     """The .npy header bytes of a store file, after checking it is what the manifest says."""
     try:
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, found = np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, fortran, found = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
+            shape, fortran, found = read_npy_header(f)
             offset = f.tell()
             f.seek(0)
             header = f.read(offset)

@@ -74,17 +74,21 @@ def file_sha256(path: str, *, block: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+def read_npy_header(f) -> tuple[tuple, bool, np.dtype]:
+    """(shape, fortran_order, dtype) of the ``.npy`` header at ``f``'s position; ValueError if it is not one."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(f)
+    raise ValueError(f"unsupported .npy version {version}")
+
+
 def open_npy(path: str, *, dtype: str, length: int) -> np.ndarray:
     """Map a 1-D ``.npy`` read-only after checking its header is what we expect."""
     try:
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, found = np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, fortran, found = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
+            shape, fortran, found = read_npy_header(f)
             offset = f.tell()
         size = os.path.getsize(path)
     except FileNotFoundError:
