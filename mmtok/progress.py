@@ -6,7 +6,8 @@ import sys
 import time
 
 
-def _human(value: float, unit: str) -> str:
+def si_units(value: float, unit: str) -> str:
+    """``1234567, "B"`` -> ``"1.2 MB"``: decimal prefixes, for rates and sizes in progress lines."""
     for prefix in ("", "k", "M", "G", "T"):
         if abs(value) < 1000 or prefix == "T":
             return f"{value:,.1f} {prefix}{unit}"
@@ -19,7 +20,8 @@ def counted(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """Seconds as ``H:MM:SS`` (an ETA)."""
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
@@ -59,9 +61,9 @@ class BuildProgress:
         if self.total and done is not None:
             fraction = min(done / self.total, 1.0)
             eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0
-            parts += [f"{fraction:6.1%}", f"ETA {_clock(eta)}"]
-        parts += [_human(self.text_bytes, "B"), _human(self.text_bytes / elapsed, "B/s"),
-                  _human(self.tokens / elapsed, "tok/s")]
+            parts += [f"{fraction:6.1%}", f"ETA {clock(eta)}"]
+        parts += [si_units(self.text_bytes, "B"), si_units(self.text_bytes / elapsed, "B/s"),
+                  si_units(self.tokens / elapsed, "tok/s")]
         self.stream.write("\r" + " | ".join(parts) + "   ")
         self.stream.flush()
 
@@ -72,5 +74,5 @@ class BuildProgress:
 
     def summary(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        return (f"{self.tokens:,} tokens from {_human(self.text_bytes, 'B')} of text in {elapsed:.1f} s "
-                f"({_human(self.text_bytes / elapsed, 'B/s')}, {_human(self.tokens / elapsed, 'tok/s')})")
+        return (f"{self.tokens:,} tokens from {si_units(self.text_bytes, 'B')} of text in {elapsed:.1f} s "
+                f"({si_units(self.text_bytes / elapsed, 'B/s')}, {si_units(self.tokens / elapsed, 'tok/s')})")

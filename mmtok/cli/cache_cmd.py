@@ -31,15 +31,15 @@ class TransferProgress:
         if now - self._drawn < 0.1:
             return
         self._drawn = now
-        from ..progress import _clock, _human
+        from ..progress import clock, si_units
 
         elapsed = max(now - self.started, 1e-9)
         parts = [self.label]
         if total:
             fraction = min(done / total, 1.0)
             eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0
-            parts += [f"{fraction:6.1%}", f"ETA {_clock(eta)}"]
-        parts += [_human(done, "B"), _human(done / elapsed, "B/s")]
+            parts += [f"{fraction:6.1%}", f"ETA {clock(eta)}"]
+        parts += [si_units(done, "B"), si_units(done / elapsed, "B/s")]
         self.stream.write("\r" + " | ".join(parts) + "   ")
         self.stream.flush()
         self._shown = True
