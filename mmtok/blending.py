@@ -38,13 +38,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 import threading
 
 import numpy as np
 
-from .errors import StoreError
+from .argcheck import as_int
 from .composed import ComposedDataset, name, resolve_seed, sample_lengths
+from .errors import StoreError
 from .permutation import MAX_SIZE, Permutation, mix_seed
 
 __all__ = ["BlendedDataset", "blend"]
@@ -261,12 +261,7 @@ def _check_weights(weights, n: int) -> tuple[float, ...]:
 
 
 def _check_count(num_samples) -> int:
-    if isinstance(num_samples, bool):
-        raise TypeError(f"num_samples must be an int or None, not {num_samples!r}")
-    try:
-        count = operator.index(num_samples)
-    except TypeError:
-        raise TypeError(f"num_samples must be an int or None, not {type(num_samples).__name__}") from None
+    count = as_int("num_samples", num_samples, expected="an int or None")
     if not 0 <= count <= MAX_SIZE:
         raise ValueError(f"num_samples must be in [0, 2**62], got {count}")
     return count

@@ -7,7 +7,6 @@ of merges), and none of them pickles token data or per-sample arrays.
 
 from __future__ import annotations
 
-import operator
 import os
 import secrets
 import shutil
@@ -15,6 +14,7 @@ import tempfile
 
 import numpy as np
 
+from .argcheck import as_int
 from .constants import TEMP_PREFIX
 from .dataset import TokenDataset
 from .dataset_args import check_pad
@@ -164,12 +164,7 @@ def resolve_seed(seed) -> int:
     """``seed`` checked, or fresh randomness (63 bits) for ``None``, so every view can name its seed."""
     if seed is None:
         return secrets.randbits(63)
-    if isinstance(seed, bool):
-        raise TypeError(f"seed must be an int or None, not {seed!r}")
-    try:
-        seed = operator.index(seed)
-    except TypeError:
-        raise TypeError(f"seed must be an int or None, not {type(seed).__name__}") from None
+    seed = as_int("seed", seed, expected="an int or None")
     if not -(2**63) <= seed < 2**64:
         raise ValueError(f"seed must be in [-2**63, 2**64), got {seed}")
     return seed

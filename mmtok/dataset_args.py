@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 
+from .argcheck import as_int
 from .errors import InputError, StoreError, TokenizerError
 from .store import Store
 
@@ -39,12 +38,7 @@ def legacy_options(kwargs: dict) -> tuple[str | None, bool | None]:
 
 
 def positive_int(name: str, value) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {value!r}")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
+    number = as_int(name, value)
     if number < 1:
         raise StoreError(f"{name} must be at least 1, got {number}")
     return number
@@ -62,12 +56,7 @@ def resolve_pad(store: Store, pad_id, pad_token: str | None, dtype: np.dtype) ->
 
 
 def check_pad(pad_id, dtype: np.dtype) -> int:
-    if isinstance(pad_id, bool):
-        raise TypeError(f"pad_id must be an int, not {pad_id!r}")
-    try:
-        pad = operator.index(pad_id)
-    except TypeError:
-        raise TypeError(f"pad_id must be an int, not {type(pad_id).__name__}") from None
+    pad = as_int("pad_id", pad_id)
     limits = np.iinfo(dtype)
     if not limits.min <= pad <= limits.max:
         raise StoreError(f"pad_id {pad} does not fit dtype {dtype}; use a signed dtype such as np.int64 for "

@@ -2,52 +2,25 @@
 
 from __future__ import annotations
 
-import sys
-import time
 
 import click
 
 from ..constants import CACHE_DEFAULT_NAME, DEFAULT_SHARD_TOKENS
+from ..progress import ProgressLine, progress_parts, si_units
 
 
-class TransferProgress:
-    """``progress(done, total)`` for export/import: percent, bytes, MB/s, ETA, redrawn at most 10 times a second.
-
-    Silent when the stream is not a terminal (same style as the build's progress line).
-    """
+class TransferProgress(ProgressLine):
+    """``progress(done, total)`` for export/import: percent, ETA, bytes, MB/s (see :class:`ProgressLine`)."""
 
     def __init__(self, label: str, *, stream=None, enabled: bool | None = None):
+        super().__init__(stream=stream, enabled=enabled)
         self.label = label
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.started = time.monotonic()
-        self._drawn = 0.0
-        self._shown = False
 
     def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self._drawn < 0.1:
-            return
-        self._drawn = now
-        from ..progress import clock, si_units
-
-        elapsed = max(now - self.started, 1e-9)
-        parts = [self.label]
-        if total:
-            fraction = min(done / total, 1.0)
-            eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0
-            parts += [f"{fraction:6.1%}", f"ETA {clock(eta)}"]
-        parts += [si_units(done, "B"), si_units(done / elapsed, "B/s")]
-        self.stream.write("\r" + " | ".join(parts) + "   ")
-        self.stream.flush()
-        self._shown = True
-
-    def close(self) -> None:
-        if self.enabled and self._shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
+        elapsed = self.due()
+        if elapsed is not None:
+            self.show([self.label, *progress_parts(done / total if total else None, elapsed),
+                       si_units(done, "B"), si_units(done / elapsed, "B/s")])
 
 
 def _mb(n: int) -> str:
