@@ -180,3 +180,24 @@ def test_list_and_clean_everything(cache, text_file):
     assert sorted(storecache.clean_stores()) == sorted([a.path, b.path])
     assert os.listdir(cache / "stores") == []
     assert TokenDataset(texts=["x y z"]).store.path == b.path  # rebuilt on demand
+
+
+def test_stores_command_lists_and_cleans(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from mmtok import TokenDataset
+    from mmtok.cli import main
+
+    monkeypatch.setenv("MMTOK_CACHE_DIR", str(tmp_path / "cache"))
+    text = tmp_path / "a.txt"
+    text.write_text("A small text for the store cache command.\n" * 50)
+    TokenDataset(text, block_size=8)
+    runner = CliRunner()
+    listed = runner.invoke(main, ["stores"])
+    assert listed.exit_code == 0 and "complete" in listed.output and "a.txt" in listed.output
+    assert "1 store," in listed.output
+    text.write_text("changed")
+    assert "stale" in runner.invoke(main, ["stores", "--stale"]).output
+    cleaned = runner.invoke(main, ["stores", "--clean", "--stale"])
+    assert cleaned.exit_code == 0 and "removed 1 store" in cleaned.output
+    assert "0 stores," in runner.invoke(main, ["stores"]).output

@@ -112,4 +112,23 @@ def _sample_tokens(store, sample: int, block_size: int, stride):
                          f"(0 to {len(dataset) - 1})") from None
 
 
-COMMANDS = [info_command, verify_command, show_command]
+@click.command("stores")
+@click.option("--clean", is_flag=True, help="Delete the listed stores.")
+@click.option("--stale", is_flag=True, help="Only stores whose input changed or is gone.")
+def stores_command(clean, stale):
+    """List (or --clean) the stores TokenDataset keeps in the cache folder ($MMTOK_CACHE_DIR)."""
+    from ..storecache import cache_dir, clean_stores, list_stores
+
+    if clean:
+        removed = clean_stores(stale_only=stale)
+        click.echo(f"removed {counted(len(removed), 'store')} from {cache_dir()}")
+        return
+    entries = [entry for entry in list_stores() if entry.stale or not stale]
+    for entry in entries:
+        state = "stale" if entry.stale else "complete" if entry.complete else "interrupted"
+        click.echo(f"{entry.bytes / 1e6:10,.1f} MB  {state:<11} {entry.path}  <- {', '.join(entry.inputs)}")
+    total = sum(entry.bytes for entry in entries)
+    click.echo(f"{counted(len(entries), 'store')}, {total / 1e6:,.1f} MB in {cache_dir()}")
+
+
+COMMANDS = [info_command, verify_command, show_command, stores_command]
