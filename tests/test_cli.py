@@ -108,7 +108,12 @@ def test_show_out_of_range(runner, built):
 def test_demo_runs_offline(runner, tmp_path):
     result = runner.invoke(main, ["demo", "-o", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
-    assert "verify: OK" in result.output and "decoded:" in result.output
+    assert "verify: OK (1 shard checked)" in result.output
+    import mmtok
+
+    tokens = mmtok.open(tmp_path / "demo" / "python-docs.mmtok").num_tokens
+    assert f"TokenDataset containing {(tokens - 64) // 64 + 1:,} subsets" in result.output
+    assert "sample 0, text: 'The \"assert\" statement" in result.output
 
 
 def test_help_loads_no_heavy_module():

@@ -78,6 +78,7 @@ def demo_command(output):
     Needs no files of yours and no network: the text ships with Python, the
     GPT-2 tokenizer ships with mmtok.
     """
+    from ..dataset import TokenDataset
     from ..sampletext import python_docs_prose
     from ..stats import store_info
     from ..verify import verify_store
@@ -90,11 +91,12 @@ def demo_command(output):
     store_path = os.path.join(output, "python-docs.mmtok")
     store = run_build([text_path], store_path, quiet=False, line_by_line=None, column=None, field="text", header=True)
     verify_store(store_path)
-    click.echo(f"verify: OK ({len(store.shards)} shards checked)")
+    click.echo(f"verify: OK ({counted(len(store.shards), 'shard')} checked)")
     print_info(store_info(store))
-    first = store.tokens[:40]
-    click.echo(f"first 40 tokens: {first.tolist()}")
-    click.echo(f"decoded: {store.tokenizer.decode(first)!r}")
+    dataset = TokenDataset.open(store, block_size=64)
+    click.echo(f"\n{dataset!r}")
+    click.echo(f"sample 0, ids:  {dataset[0][:16].tolist()} ...")
+    click.echo(f"sample 0, text: {dataset.decode(0)!r}")
 
 
 COMMANDS = [build_command, demo_command]
