@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from mmtok.sampletext import python_docs_prose, python_sources
+from mmtok.inputs.sampletext import python_docs_prose, python_sources
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import gzip
 
 import pytest
+from storetools import snapshot
 
 import mmtok
-from storetools import snapshot
 
 GOOD_LINES = "".join(f"Line number {i} of a good corpus.\n" for i in range(2000))
 

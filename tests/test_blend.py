@@ -10,7 +10,7 @@ import pytest
 from test_merge import csv_store, distinct_rows, random_documents, synthetic_store
 
 from mmtok import TokenDataset, blend, merge_datasets
-from mmtok.blending import BlendedDataset
+from mmtok.views.blending import BlendedDataset
 
 BLOCK = 64
 
@@ -55,7 +55,7 @@ def test_token_proportions_hold_at_every_prefix(docs, windows):
         lengths = view.sample_lengths(np.arange(5_000))
         assert lengths.min() < BLOCK // 4 and lengths.max() == BLOCK  # documents of very different lengths
         deviation = _token_deviation(view, 5_000)
-        # Within one sample at every prefix; in fact within half of the longest sample (see mmtok.blending).
+        # Within one sample at every prefix; in fact within half of the longest sample (see mmtok.views.blending).
         assert deviation.max() <= BLOCK / 2 + 1e-6, deviation.max()
         tokens = view.sample_lengths(np.arange(5_000))
         share = tokens[view.locate(np.arange(5_000))[0] == 0].sum() / tokens.sum()
@@ -122,7 +122,7 @@ def test_default_length_stops_before_any_input_repeats(docs, windows):
 def test_the_interleave_does_not_depend_on_the_chunk_size(docs, windows, monkeypatch):
     expected = blend([docs, windows], [0.2, 0.8], num_samples=9_000, seed=4)
     whole = np.stack(expected.locate(np.arange(9_000)))
-    monkeypatch.setattr(sys.modules["mmtok.blending"], "CHUNK", 1_000)
+    monkeypatch.setattr(sys.modules["mmtok.views.blending"], "CHUNK", 1_000)
     small_steps = blend([docs, windows], [0.2, 0.8], num_samples=9_000, seed=4)
     np.testing.assert_array_equal(np.stack(small_steps.locate(np.arange(9_000))), whole)
     first_exhausted = blend([docs, windows], [0.7, 0.3], seed=2)

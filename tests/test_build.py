@@ -8,10 +8,10 @@ import os
 
 import numpy as np
 import pytest
+from storetools import snapshot
 
 import mmtok
-from mmtok.tokenizer import default_tokenizer
-from storetools import snapshot
+from mmtok.tokenize.tokenizer import default_tokenizer
 
 DATA = os.path.join(os.path.dirname(mmtok.__file__), "data")
 

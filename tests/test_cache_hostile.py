@@ -21,15 +21,16 @@ import numpy as np
 import pytest
 import zstandard
 from click.testing import CliRunner
+from storetools import snapshot
 
 import mmtok
-import mmtok.manifest
-from mmtok.cachefile import CacheWriter
-from mmtok.compression import CompressedWriter
+import mmtok.store.manifest
+from mmtok.base.errors import CacheError, MmtokError
+from mmtok.cache.compression import CompressedWriter
+from mmtok.cache.container import CacheWriter
+from mmtok.cache.export import export_store
+from mmtok.cache.importer import import_cache, read_cache_header
 from mmtok.cli import main
-from mmtok.errors import CacheError, MmtokError
-from mmtok.exchange import export_store, import_cache, read_cache_header
-from storetools import snapshot
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GIB = 1 << 30
@@ -251,10 +252,10 @@ def _cases(folder, good) -> dict[str, tuple[str, str]]:
         with_manifest(b"[" * 5000 + b" " * 200_000 + b"]" * 5000))
     twin = json.loads(json.dumps(manifest))
     twin["shards"][1]["name"] = twin["shards"][0]["name"]
-    add("duplicate shard names", "not distinct shard numbers", with_manifest(mmtok.manifest.encode_json(twin)))
+    add("duplicate shard names", "not distinct shard numbers", with_manifest(mmtok.store.manifest.encode_json(twin)))
     long = json.loads(json.dumps(manifest))
     long["shards"][0]["name"] = "1" * 300
-    add("300-digit shard name", "not distinct shard numbers", with_manifest(mmtok.manifest.encode_json(long)))
+    add("300-digit shard name", "not distinct shard numbers", with_manifest(mmtok.store.manifest.encode_json(long)))
     add("bomb: 1 GiB zero bin (zstd)", "declares a bin of 1,073,741,824 bytes",
         lambda p: _zeros_stream(p, b"".join([b"\xabmmtok-cache", msgpack.packb(header), b"\xc6\x40\x00\x00\x00"]),
                                 GIB, "zstd"))
@@ -315,9 +316,9 @@ def _npy_header(descr: str, shape) -> bytes:
 
 _PROBE = textwrap.dedent("""
     import json, os, sys
-    from mmtok.errors import MmtokError
-    from mmtok.exchange import import_cache
-    from mmtok.tokenizer import default_tokenizer
+    from mmtok.base.errors import MmtokError
+    from mmtok.cache.importer import import_cache
+    from mmtok.tokenize.tokenizer import default_tokenizer
 
     def status(key):
         with open("/proc/self/status") as f:

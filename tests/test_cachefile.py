@@ -9,10 +9,15 @@ import msgpack
 import pytest
 import zstandard
 
-from mmtok.cachefile import CacheReader, CacheWriter, detect_cache_format
-from mmtok.compression import CompressedWriter, DecompressedStream, check_codec, codec_from_name
-from mmtok.constants import CACHE_MAGIC, CACHE_MAX_CHUNK_BYTES
-from mmtok.errors import CacheError
+from mmtok.base.constants import CACHE_MAGIC, CACHE_MAX_CHUNK_BYTES
+from mmtok.base.errors import CacheError
+from mmtok.cache.compression import (
+    CompressedWriter,
+    DecompressedStream,
+    check_codec,
+    codec_from_name,
+)
+from mmtok.cache.container import CacheReader, CacheWriter, detect_cache_format
 
 
 def _write(items, codec="gzip", level=1, threads=1) -> bytes:

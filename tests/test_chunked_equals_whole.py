@@ -10,10 +10,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmtok.pipeline import encode_chunk
-from mmtok.readers import iter_chunks
-from mmtok.sources import resolve_source
-from mmtok.tokenizer import default_tokenizer, load_tokenizer
+from mmtok.inputs.readers import iter_chunks
+from mmtok.inputs.sources import resolve_source
+from mmtok.store.pipeline import encode_chunk
+from mmtok.tokenize.tokenizer import default_tokenizer, load_tokenizer
 
 # Characters that stress GPT-2's pre-tokenizer around cut points: whitespace runs, \r\n,
 # contractions, digits, punctuation, accents, CJK, emoji, unicode spaces.

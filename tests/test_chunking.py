@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmtok.chunking import CUT_RULES, check_rules, find_cut, iter_pieces, lookahead_bytes
+from mmtok.tokenize.cutpoints import (
+    CUT_RULES,
+    check_rules,
+    find_cut,
+    iter_pieces,
+    lookahead_bytes,
+)
 
 PRINTABLE = set(range(0x21, 0x7F))
 LETTERS = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")

@@ -11,9 +11,14 @@ from click.testing import CliRunner
 
 import mmtok
 from mmtok import TokenDataset
+from mmtok.base.errors import (
+    InputError,
+    StoreError,
+    TokenizerError,
+    TokenizerMismatchError,
+)
 from mmtok.cli import main
-from mmtok.errors import InputError, StoreError, TokenizerError, TokenizerMismatchError
-from mmtok.tokenizer import default_tokenizer
+from mmtok.tokenize.tokenizer import default_tokenizer
 
 EOS = 50256
 

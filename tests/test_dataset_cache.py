@@ -8,10 +8,10 @@ import json
 
 import numpy as np
 import pytest
-
-import mmtok.exchange
-from mmtok import TokenDataset
 from storetools import snapshot
+
+import mmtok.cache
+from mmtok import TokenDataset
 
 
 @pytest.fixture(autouse=True)
@@ -37,8 +37,8 @@ def test_save_then_from_cache_restores_samples_and_view(tmp_path, real_text_file
 def test_from_cache_imports_once(tmp_path, real_text_file, monkeypatch):
     TokenDataset(real_text_file, block_size=64, store=tmp_path / "s").save(str(tmp_path / "c.tar.gz"))
     calls = []
-    original = mmtok.exchange.import_cache
-    monkeypatch.setattr(mmtok.exchange, "import_cache", lambda *a, **k: calls.append(a) or original(*a, **k))
+    original = mmtok.cache.import_cache
+    monkeypatch.setattr(mmtok.cache, "import_cache", lambda *a, **k: calls.append(a) or original(*a, **k))
     first = TokenDataset(str(tmp_path / "c.tar.gz"), from_cache=True)
     second = TokenDataset(str(tmp_path / "c.tar.gz"), from_cache=True)
     assert len(calls) == 1 and first.store.path == second.store.path

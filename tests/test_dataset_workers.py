@@ -14,9 +14,9 @@ import pytest
 
 import mmtok
 from mmtok import TokenDataset
-from mmtok.manifest import write_manifest
-from mmtok.npyfile import file_sha256, npy_header
-from mmtok.verify import verify_store
+from mmtok.store.manifest import write_manifest
+from mmtok.store.npyfile import file_sha256, npy_header
+from mmtok.store.verify import verify_store
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAVY = ("torch", "tokenizers", "transformers", "tiktoken")

@@ -11,13 +11,20 @@ import textwrap
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from storetools import snapshot
 
 import mmtok
+from mmtok.base.errors import (
+    CacheError,
+    CorruptStoreError,
+    StoreExistsError,
+    TokenizerMismatchError,
+)
+from mmtok.cache.container import detect_cache_format
+from mmtok.cache.export import export_store
+from mmtok.cache.importer import import_cache, read_cache_header
 from mmtok.cli import main
-from mmtok.errors import CacheError, CorruptStoreError, StoreExistsError, TokenizerMismatchError
-from mmtok.exchange import detect_cache_format, export_store, import_cache, read_cache_header
-from mmtok.verify import verify_store
-from storetools import snapshot
+from mmtok.store.verify import verify_store
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -232,8 +239,9 @@ def test_export_and_import_run_in_constant_memory(tmp_path):
     del tokens
     script = textwrap.dedent("""
         import sys
-        from mmtok.exchange import export_store, import_cache
-        from mmtok.tokenizer import default_tokenizer
+        from mmtok.cache.export import export_store
+        from mmtok.cache.importer import import_cache
+        from mmtok.tokenize.tokenizer import default_tokenizer
 
         def status(key):
             with open("/proc/self/status") as f:

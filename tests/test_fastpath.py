@@ -9,9 +9,13 @@ import time
 import numpy as np
 import pytest
 
-from mmtok import fastpath
-from mmtok.errors import TokenizerError
-from mmtok.tokenizer import default_tokenizer, load_tokenizer, tokenizer_from_json
+from mmtok.base.errors import TokenizerError
+from mmtok.tokenize import fastpath
+from mmtok.tokenize.tokenizer import (
+    default_tokenizer,
+    load_tokenizer,
+    tokenizer_from_json,
+)
 
 LLAMA3_STYLE = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")

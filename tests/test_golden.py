@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import numpy as np
+from storetools import snapshot
 
 import mmtok
-from storetools import snapshot
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 
@@ -86,7 +86,7 @@ def test_golden_store_opens_and_verifies():
     with open(os.path.join(GOLDEN, "expected.json"), encoding="utf-8") as f:
         expected = json.load(f)
     assert [store.documents[i].tolist() for i in range(store.num_documents)] == expected["documents"]
-    from mmtok.verify import verify_store
+    from mmtok.store.verify import verify_store
 
     assert verify_store(store.path)["documents"] == 5
 

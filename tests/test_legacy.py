@@ -12,11 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 import mmtok
+from mmtok.base.errors import CacheError
+from mmtok.cache.container import detect_cache_format
+from mmtok.cache.export import export_store
+from mmtok.cache.importer import import_cache
 from mmtok.cli import main
-from mmtok.errors import CacheError
-from mmtok.exchange import detect_cache_format, export_store, import_cache
-from mmtok.tokenizer import default_tokenizer
-from mmtok.verify import verify_store
+from mmtok.store.verify import verify_store
+from mmtok.tokenize.tokenizer import default_tokenizer
 
 EOS = 50256
 

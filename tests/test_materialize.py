@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from test_merge import csv_store, distinct_rows, random_documents, synthetic_store
 
 from mmtok import TokenDataset, blend, merge_datasets
+from mmtok.base.errors import StoreExistsError
 from mmtok.cli import main
-from mmtok.errors import StoreExistsError
-from mmtok.materialize import materialize
-from mmtok.verify import verify_store
+from mmtok.store.verify import verify_store
+from mmtok.views.materialize import materialize
 
 EOS = 50256
 BLOCK = 64

@@ -12,11 +12,11 @@ import pytest
 
 import mmtok
 from mmtok import TokenDataset, merge_datasets
-from mmtok.errors import StoreError, TokenizerMismatchError
-from mmtok.manifest import write_manifest
-from mmtok.merge import MergedDataset
-from mmtok.store import Store
-from mmtok.writer import ShardSink
+from mmtok.base.errors import StoreError, TokenizerMismatchError
+from mmtok.store.manifest import write_manifest
+from mmtok.store.store import Store
+from mmtok.store.writer import ShardSink
+from mmtok.views.merge import MergedDataset
 
 EOS = 50256
 BLOCK = 64

@@ -1,4 +1,4 @@
-"""Tests for mmtok.permutation: exact bijection, determinism, quality, O(1) cost."""
+"""Tests for mmtok.order.permutation: exact bijection, determinism, quality, O(1) cost."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmtok.permutation import ALGORITHM, MAX_SIZE, Permutation, mix_seed
+from mmtok.order.permutation import ALGORITHM, MAX_SIZE, Permutation, mix_seed
 
 SEEDS = [0, 1, 2, 12345, 2**64 - 1]
 
@@ -131,7 +131,7 @@ def test_golden_values_pin_the_algorithm():
 def test_same_seed_same_permutation_in_another_process():
     code = (
         "import json, numpy as np\n"
-        "from mmtok.permutation import Permutation\n"
+        "from mmtok.order.permutation import Permutation\n"
         "print(json.dumps([Permutation(n, seed=s).take(np.arange(min(n, 500))).tolist()"
         " for n, s in [(1000, 5), (123457, 2**64 - 1), (10**9, 0)]]))\n"
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import types
 
+from mmtok.base.progress import BuildProgress, counted
 from mmtok.cli.cache_cmd import TransferProgress
-from mmtok.progress import BuildProgress, counted
 
 
 class _Terminal(io.StringIO):

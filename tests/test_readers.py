@@ -14,9 +14,9 @@ import pytest
 import zstandard
 
 import mmtok
-from mmtok.errors import InputError
-from mmtok.readers import Chunk, iter_chunks
-from mmtok.sources import resolve_source, texts_source
+from mmtok.base.errors import InputError
+from mmtok.inputs.readers import Chunk, iter_chunks
+from mmtok.inputs.sources import resolve_source, texts_source
 
 COMPRESSIONS = [None, "gz", "zst"]
 BOM = b"\xef\xbb\xbf"
@@ -358,8 +358,8 @@ def test_resume_positions_are_checked(tmp_path):
 
 MEASURE = """
 import sys
-from mmtok.readers import iter_chunks
-from mmtok.sources import resolve_source
+from mmtok.inputs.readers import iter_chunks
+from mmtok.inputs.sources import resolve_source
 
 def status(key):  # in bytes; VmHWM is this process's peak RSS (ru_maxrss also counts the parent before exec)
     with open("/proc/self/status") as f:

@@ -8,9 +8,9 @@ import sys
 import time
 
 import pytest
+from storetools import snapshot
 
 import mmtok
-from storetools import snapshot
 
 SETTINGS = dict(shard_tokens=40_000, chunk_bytes=20_000)
 

@@ -1,4 +1,4 @@
-"""Tests for mmtok.sampler.TrainingOrder: shares, DistributedSampler parity, resume, epochs."""
+"""Tests for mmtok.order.sampler.TrainingOrder: shares, DistributedSampler parity, resume, epochs."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmtok.sampler import TrainingOrder
+from mmtok.order.sampler import TrainingOrder
 
 
 def _ranks(n, world_size, **options):
@@ -290,7 +290,7 @@ def test_import_uses_only_the_standard_library_and_numpy():
     code = (
         "import sys\n"
         "before = set(sys.modules)\n"
-        "import mmtok.sampler\n"
+        "import mmtok.order.sampler\n"
         "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
         "print(sorted(m for m in new if m not in sys.stdlib_module_names and m not in ('mmtok', 'numpy')))\n"
     )

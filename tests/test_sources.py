@@ -9,8 +9,8 @@ import os
 import pytest
 import zstandard
 
-from mmtok.errors import InputError, InputNotFoundError
-from mmtok.sources import Source, open_stream, resolve_source, texts_source
+from mmtok.base.errors import InputError, InputNotFoundError
+from mmtok.inputs.sources import Source, open_stream, resolve_source, texts_source
 
 
 def compress(data: bytes, compression: str | None) -> bytes:

@@ -13,9 +13,9 @@ import pytest
 
 import mmtok
 from mmtok import TokenDataset, storecache
-from mmtok.errors import InputError, StoreExistsError
-from mmtok.tokenizer import Tokenizer
-from mmtok.verify import verify_store
+from mmtok.base.errors import InputError, StoreExistsError
+from mmtok.store.verify import verify_store
+from mmtok.tokenize.tokenizer import Tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -13,9 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmtok.errors import TokenizerError
-from mmtok.fingerprint import fingerprint_of
-from mmtok.tokenizer import default_tokenizer, load_tokenizer, tokenizer_from_json
+from mmtok.base.errors import TokenizerError
+from mmtok.tokenize.fingerprint import fingerprint_of
+from mmtok.tokenize.tokenizer import (
+    default_tokenizer,
+    load_tokenizer,
+    tokenizer_from_json,
+)
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "mmtok" / "data"
 VOCAB, MERGES = DATA / "gpt2_vocab.json", DATA / "gpt2_merges.txt"
@@ -75,7 +79,7 @@ def test_equals_transformers_gpt2_reference_on_real_text(real_text):
 
 
 def test_import_does_not_pull_transformers_or_tiktoken():
-    code = ("import sys, mmtok.tokenizer; "
+    code = ("import sys, mmtok.tokenize.tokenizer; "
             "print(sorted(m for m in ('transformers', 'tiktoken') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -265,7 +269,7 @@ def test_fingerprint_changes_with_anything_that_changes_ids(change):
 
 
 def test_fingerprint_is_stable_across_processes():
-    code = "from mmtok.tokenizer import load_tokenizer; print(load_tokenizer(engine='tokenizers').fingerprint)"
+    code = "from mmtok.tokenize.tokenizer import load_tokenizer; print(load_tokenizer(engine='tokenizers').fingerprint)"
     runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True) for _ in range(2)]
     assert [run.stdout.strip() for run in runs] == [GPT2_FINGERPRINT] * 2
 

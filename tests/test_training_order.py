@@ -13,7 +13,7 @@ import pytest
 from test_merge import csv_store, distinct_rows
 
 from mmtok import TokenDataset, blend, merge_datasets
-from mmtok.sampler import TrainingOrder
+from mmtok.order.sampler import TrainingOrder
 
 BLOCK = 32
 

@@ -39,8 +39,9 @@ import msgpack  # noqa: E402
 import numpy as np  # noqa: E402
 
 import mmtok  # noqa: E402
-from mmtok.exchange import export_store, import_cache  # noqa: E402
-from mmtok.sampletext import python_docs_prose, python_sources  # noqa: E402
+from mmtok.cache.export import export_store  # noqa: E402
+from mmtok.cache.importer import import_cache  # noqa: E402
+from mmtok.inputs.sampletext import python_docs_prose, python_sources  # noqa: E402
 
 
 def machine() -> str:

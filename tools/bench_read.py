@@ -46,9 +46,9 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
+from corpus import machine, make_text_file  # noqa: E402
 
 import mmtok  # noqa: E402
-from corpus import machine, make_text_file  # noqa: E402
 from mmtok import TokenDataset  # noqa: E402
 
 BLOCK = 1024

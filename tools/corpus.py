@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import platform
 
-from mmtok.sampletext import python_docs_prose, python_sources
+from mmtok.inputs.sampletext import python_docs_prose, python_sources
 
 
 def python_text() -> str:

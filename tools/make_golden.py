@@ -13,7 +13,7 @@ import os
 import shutil
 
 import mmtok
-from mmtok.exchange import export_store
+from mmtok.cache.export import export_store
 
 GOLDEN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "golden")
 SETTINGS = {"shard_tokens": 60, "chunk_bytes": 64}

@@ -113,7 +113,7 @@ def _chunks(path: str) -> list[str]:
 
 def run_mmtok(input: str, output: str, **options) -> dict:
     import mmtok
-    from mmtok.tokenizer import default_tokenizer
+    from mmtok.tokenize.tokenizer import default_tokenizer
 
     with _Timed() as setup:
         tokenizer = default_tokenizer()
@@ -148,7 +148,7 @@ def run_mmtok_profile(input: str, output: str, top: int = 14, **options) -> dict
     import threading
 
     import mmtok
-    from mmtok.tokenizer import default_tokenizer
+    from mmtok.tokenize.tokenizer import default_tokenizer
 
     tokenizer = default_tokenizer()
     _ = tokenizer.cut_rules
@@ -194,7 +194,7 @@ def run_mmtok_profile(input: str, output: str, top: int = 14, **options) -> dict
 
 
 def run_tiktoken(input: str, **_) -> dict:
-    from mmtok.tokenizer import default_tokenizer
+    from mmtok.tokenize.tokenizer import default_tokenizer
 
     with _Timed() as setup:
         encoding = default_tokenizer()._fast.encoding
@@ -211,7 +211,7 @@ def run_tiktoken(input: str, **_) -> dict:
 def run_tiktoken_numpy(input: str, **_) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
-    from mmtok.tokenizer import default_tokenizer
+    from mmtok.tokenize.tokenizer import default_tokenizer
 
     with _Timed() as setup:
         encoding = default_tokenizer()._fast.encoding
@@ -225,7 +225,7 @@ def run_tiktoken_numpy(input: str, **_) -> dict:
 
 
 def run_tokenizers(input: str, **_) -> dict:
-    from mmtok.tokenizer import default_tokenizer
+    from mmtok.tokenize.tokenizer import default_tokenizer
 
     with _Timed() as setup:
         backend = default_tokenizer().backend  # tokenizers.Tokenizer: BPE.from_file(vocab, merges) + ByteLevel

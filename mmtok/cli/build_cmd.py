@@ -6,7 +6,7 @@ import os
 
 import click
 
-from ..progress import counted
+from ..base.progress import counted
 
 
 def _column(value: str | None):
@@ -15,9 +15,9 @@ def _column(value: str | None):
 
 def run_build(inputs, output, *, quiet: bool, **options):
     """Build with a progress bar on a terminal; return the store."""
-    from ..build import build
-    from ..progress import BuildProgress
-    from ..sources import resolve_source
+    from ..base.progress import BuildProgress
+    from ..inputs.sources import resolve_source
+    from ..store.build import build
 
     sources = [resolve_source(path, line_by_line=options.pop("line_by_line"), column=options.pop("column"),
                               field=options.pop("field"), header=options.pop("header")) for path in inputs]
@@ -59,8 +59,8 @@ def build_command(inputs, output, tokenizer, vocab_file, merges_file, eos_token,
 
     Rerunning an interrupted build resumes it where it stopped.
     """
-    from ..constants import DEFAULT_CHUNK_BYTES, DEFAULT_SHARD_TOKENS
-    from ..tokenizer import load_tokenizer
+    from ..base.constants import DEFAULT_CHUNK_BYTES, DEFAULT_SHARD_TOKENS
+    from ..tokenize.tokenizer import load_tokenizer
 
     if (vocab_file is None) != (merges_file is None):
         raise click.UsageError("--vocab-file and --merges-file go together")
@@ -78,10 +78,10 @@ def demo_command(output):
     Needs no files of yours and no network: the text ships with Python, the
     GPT-2 tokenizer ships with mmtok.
     """
-    from ..dataset import TokenDataset
-    from ..sampletext import python_docs_prose
-    from ..stats import store_info
-    from ..verify import verify_store
+    from ..inputs.sampletext import python_docs_prose
+    from ..store.stats import store_info
+    from ..store.verify import verify_store
+    from ..views.dataset import TokenDataset
     from .inspect_cmd import print_info
 
     os.makedirs(output, exist_ok=True)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-
 import click
 
-from ..constants import CACHE_DEFAULT_NAME, DEFAULT_SHARD_TOKENS
-from ..progress import ProgressLine, progress_parts, si_units
+from ..base.constants import CACHE_DEFAULT_NAME, DEFAULT_SHARD_TOKENS
+from ..base.progress import ProgressLine, progress_parts, si_units
 
 
 class TransferProgress(ProgressLine):
@@ -28,7 +27,7 @@ def _mb(n: int) -> str:
 
 
 def _codec_for(output: str, codec: str | None) -> str:
-    from ..compression import codec_from_name
+    from ..cache.compression import codec_from_name
 
     named = codec_from_name(output)
     if codec is not None and codec != named and output.lower().endswith((".gz", ".zst", ".zstd", ".npy")):
@@ -55,8 +54,8 @@ def _codec_for(output: str, codec: str | None) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def export_command(store, output, fmt, codec, level, threads, no_tokenizer, quiet):
     """Write STORE to one compressed, checksummed cache file (default dataset_cache.tar.gz)."""
-    from ..cache_export import export_store
-    from ..compression import check_codec
+    from ..cache.compression import check_codec
+    from ..cache.export import export_store
 
     codec = _codec_for(output, codec)
     if fmt != "mmtok":
@@ -101,7 +100,7 @@ def import_command(cache, output, tokenizer, eos_token, shard_tokens, quiet):
     The format and codec are read from the file's bytes, not its name. The
     store appears at OUTPUT only once every shard has been checked.
     """
-    from ..cache_import import import_cache
+    from ..cache.importer import import_cache
 
     progress = TransferProgress("import", enabled=False if quiet else None)
     try:

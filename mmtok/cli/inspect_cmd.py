@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..progress import counted
+from ..base.progress import counted
 
 
 def print_info(info: dict) -> None:
@@ -36,8 +36,8 @@ def print_info(info: dict) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def info_command(store, as_json):
     """Show what STORE holds: tokens, documents, tokenizer, shards, document lengths."""
-    from ..stats import store_info
-    from ..store import Store
+    from ..store.stats import store_info
+    from ..store.store import Store
 
     info = store_info(Store(store))
     if as_json:
@@ -50,7 +50,7 @@ def info_command(store, as_json):
 @click.argument("store")
 def verify_command(store):
     """Prove STORE whole: checksums, offsets, id ranges, eos at every document end."""
-    from ..verify import verify_store
+    from ..store.verify import verify_store
 
     report = verify_store(store)
     click.echo(f"{store}: OK ({counted(report['shards'], 'shard')}, {counted(report['tokens'], 'token')}, {counted(report['documents'], 'document')})")
@@ -70,8 +70,8 @@ def verify_command(store):
 @click.option("--ids", is_flag=True, help="Print token ids instead of text.")
 def show_command(store, doc, sample, block_size, stride, ids):
     """Decode a document, or a sample of the TokenDataset view, of STORE back to text."""
-    from ..errors import StoreError
-    from ..store import Store
+    from ..base.errors import StoreError
+    from ..store.store import Store
 
     if (doc is None) == (sample is None):
         raise click.UsageError("give exactly one of --doc I or --sample I")
@@ -97,8 +97,8 @@ def show_command(store, doc, sample, block_size, stride, ids):
 
 
 def _sample_tokens(store, sample: int, block_size: int, stride):
-    from ..dataset import TokenDataset
-    from ..errors import StoreError
+    from ..base.errors import StoreError
+    from ..views.dataset import TokenDataset
 
     if stride is not None and store.line_by_line:
         raise click.UsageError("--stride applies to bulk stores; in this line-by-line store, sample I is document I "
@@ -117,7 +117,7 @@ def _sample_tokens(store, sample: int, block_size: int, stride):
 @click.option("--stale", is_flag=True, help="Only stores whose input changed or is gone.")
 def stores_command(clean, stale):
     """List (or --clean) the stores TokenDataset keeps in the cache folder ($MMTOK_CACHE_DIR)."""
-    from ..storecache import cache_dir, clean_stores, list_stores
+    from ..views.storecache import cache_dir, clean_stores, list_stores
 
     if clean:
         removed = clean_stores(stale_only=stale)

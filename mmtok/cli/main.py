@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..errors import MmtokError
-from ..version import __version__
+from ..base.errors import MmtokError
+from ..base.version import __version__
 
 
 class _Group(click.Group):

@@ -44,11 +44,11 @@ def merge_command(stores, output, no_equalize, seed, weights, num_samples, block
     OUTPUT (a window gains an eos), so TokenDataset.open(OUTPUT,
     block_size=...) reads back the merged samples in order.
     """
-    from ..blending import blend
-    from ..constants import DEFAULT_SHARD_TOKENS
-    from ..dataset import TokenDataset
-    from ..materialize import materialize
-    from ..merge import merge_datasets
+    from ..base.constants import DEFAULT_SHARD_TOKENS
+    from ..views.blending import blend
+    from ..views.dataset import TokenDataset
+    from ..views.materialize import materialize
+    from ..views.merge import merge_datasets
 
     weights = _weights(weights)
     if weights is not None and no_equalize:

@@ -1,0 +1,31 @@
+"""The base layer: errors, format constants, version, argument checks, progress lines.
+
+Owns what every other layer shares and depends on nothing else in mmtok (only
+the standard library). Imports from here go downward from every layer.
+"""
+
+from .errors import (
+    CacheError,
+    CorruptStoreError,
+    InputError,
+    InputNotFoundError,
+    MmtokError,
+    StoreError,
+    StoreExistsError,
+    TokenizerError,
+    TokenizerMismatchError,
+)
+from .version import __version__
+
+__all__ = [
+    "MmtokError",
+    "InputError",
+    "InputNotFoundError",
+    "TokenizerError",
+    "TokenizerMismatchError",
+    "StoreError",
+    "StoreExistsError",
+    "CorruptStoreError",
+    "CacheError",
+    "__version__",
+]

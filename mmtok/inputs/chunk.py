@@ -1,0 +1,44 @@
+"""What readers hand to the build: a :class:`Chunk` of texts, and the errors all readers share."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..base.errors import InputError
+from .sources import Source
+
+BOM = b"\xef\xbb\xbf"
+
+
+@dataclasses.dataclass
+class Chunk:
+    """Consecutive pieces of one input, and where the input stands after them.
+
+    ``ends[i]`` is True when ``texts[i]`` completes a document (mmtok appends
+    eos after it).  ``position`` is JSON-able: ``iter_chunks(source,
+    start=position)`` continues with exactly the chunks that would follow.
+    ``nbytes`` counts the uncompressed UTF-8 bytes consumed by this chunk;
+    ``file_offset`` the bytes of the file on disk consumed so far (best effort).
+    """
+
+    texts: list[str]
+    ends: list[bool]
+    position: dict
+    nbytes: int
+    file_offset: int
+
+
+def decode_utf8(data: bytes, source: Source, lines_before: int, offset: int) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = lines_before + data.count(b"\n", 0, e.start) + 1
+        where = " of the decompressed data" if source.compression else ""
+        raise InputError(f"invalid UTF-8 (byte 0x{data[e.start]:02x} at byte {offset + e.start}{where}); "
+                         "mmtok reads UTF-8 text: convert the file, e.g. iconv -f LATIN1 -t UTF-8",
+                         path=source.display, line=line) from None
+
+
+def empty_input(source: Source, detail: str = "") -> InputError:
+    return InputError(f"input is empty: nothing to tokenize{detail}; give it some text or leave it out",
+                      path=source.display)

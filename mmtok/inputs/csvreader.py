@@ -1,0 +1,118 @@
+"""Reading CSV files: one row = one document, with shape checks that name the row and line."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import struct
+
+from ..base.errors import InputError
+from .chunk import BOM, Chunk, decode_utf8, empty_input
+from .sources import Source, open_stream
+
+_CSV_FIELD_LIMIT = 2 ** (8 * struct.calcsize("l") - 1) - 1  # csv stores the limit in a C long
+
+
+class _LineFeed:
+    """Decoded lines for csv.reader, counting the bytes and lines it consumed."""
+
+    def __init__(self, stream, source: Source, offset: int, lines: int):
+        self.stream, self.source, self.offset, self.lines = stream, source, offset, lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        raw = self.stream.readline()
+        if not raw:
+            raise StopIteration
+        start = self.offset
+        self.offset += len(raw)
+        if start == 0 and raw.startswith(BOM):
+            raw, start = raw[len(BOM):], len(BOM)
+        text = decode_utf8(raw, self.source, self.lines, start)
+        self.lines += 1
+        return text
+
+
+@contextlib.contextmanager
+def _wide_csv_fields():
+    """Lift csv's process-wide field size limit while parsing; restore it before yielding."""
+    previous = csv.field_size_limit(_CSV_FIELD_LIMIT)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
+def csv_chunks(source, position, chunk_bytes, rules):
+    rows, fields, index = position["rows"], position.get("fields"), position.get("index")
+    display = source.display
+    with open_stream(source, offset=position["offset"]) as stream:
+        feed = _LineFeed(stream, source, position["offset"], position["lines"])
+        reader = csv.reader(feed)
+
+        def next_row():
+            while True:
+                line = feed.lines + 1
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return None, line
+                except csv.Error as e:
+                    raise InputError(f"malformed CSV ({e})", path=display, line=feed.lines) from None
+                if row:  # csv gives [] for a blank line
+                    return row, line
+
+        texts, chunk_start, documents = [], feed.offset, 0
+        if fields is None:  # at the start: the first row fixes the shape and the column
+            with _wide_csv_fields():
+                row, line = next_row()
+            if row is None:
+                raise empty_input(source)
+            rows, fields, index = 1, len(row), _column_index(source, row, line)
+            if not source.header:
+                texts.append(row[index])
+        while True:
+            with _wide_csv_fields():
+                while feed.offset - chunk_start < chunk_bytes:
+                    row, line = next_row()
+                    if row is None:
+                        break
+                    rows += 1
+                    if len(row) != fields:
+                        raise InputError(f"row {rows} has {len(row)} field(s) but the first row has {fields}; "
+                                         "every row needs the same number of fields (quote fields that "
+                                         "contain commas or quotes)", path=display, line=line)
+                    texts.append(row[index])
+            if texts:
+                documents += len(texts)
+                yield Chunk(texts, [True] * len(texts),
+                            {"reader": "csv", "offset": feed.offset, "lines": feed.lines, "rows": rows,
+                             "fields": fields, "index": index},
+                            feed.offset - chunk_start, stream.file_offset())
+            if row is None:
+                break
+            texts, chunk_start = [], feed.offset
+    if position["offset"] == 0 and not documents:
+        raise empty_input(source, " (it has a header row but no data rows)")
+
+
+def _column_index(source: Source, first: list[str], line: int) -> int:
+    """The index of the text column, from ``source.column`` and the first row."""
+    column, count = source.column, len(first)
+    has = f"the file has {count} columns" + (f" {first}" if source.header else "")
+    problem = None
+    if isinstance(column, str) and not source.header:
+        problem = f"column={column!r} names a column, but header=False says there is no header row; pass " \
+                  "a 0-based column index instead"
+    elif isinstance(column, str) and first.count(column) != 1:
+        problem = f"the header has {first.count(column) or 'no'} column(s) named {column!r}: {has}; pass " \
+                  "one of those names, or a 0-based index, as column="
+    elif column is None and count != 1:
+        problem = f"{has}; pass column= with the name or 0-based index of the one holding the text"
+    elif isinstance(column, int) and column >= count:
+        problem = f"column={column} is out of range: {has} (indexes are 0-based)"
+    if problem:
+        raise InputError(problem, path=source.display, line=line)
+    return first.index(column) if isinstance(column, str) else column or 0

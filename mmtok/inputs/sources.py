@@ -1,0 +1,287 @@
+"""What an input is: its path, kind, compression, options and identity.
+
+:func:`resolve_source` turns a user's path and options into a :class:`Source`;
+:func:`texts_source` does the same for an in-memory iterable of strings.
+:func:`open_stream` gives the (decompressed) bytes of a file source, starting
+at any uncompressed offset, with decompression errors reported as
+:class:`~mmtok.base.errors.InputError` naming the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import io
+import os
+import zlib
+from typing import Iterable
+
+from ..base.errors import InputError, InputNotFoundError
+
+__all__ = ["Source", "resolve_source", "texts_source", "open_stream", "InputStream"]
+
+_KIND_BY_SUFFIX = {".txt": "txt", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
+_COMPRESSION_BY_SUFFIX = {".gz": "gz", ".zst": "zst"}
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_BUFFER = 1 << 18
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One input of a build: a file (txt, csv, jsonl; maybe .gz/.zst) or in-memory texts.
+
+    Options that do not apply to a kind hold their defaults, so that
+    :meth:`identity` only changes when something that matters changes.
+    """
+
+    display: str
+    path: str | None
+    kind: str
+    compression: str | None
+    line_by_line: bool
+    column: str | int | None
+    field: str
+    header: bool
+    size: int | None
+    mtime_ns: int | None
+    texts: Iterable[str] | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def identity(self) -> dict:
+        """What must match for a build to resume on this input (JSON-able)."""
+        return {
+            "path": self.path, "size": self.size, "mtime_ns": self.mtime_ns, "kind": self.kind,
+            "compression": self.compression, "line_by_line": self.line_by_line,
+            "column": self.column, "field": self.field, "header": self.header,
+        }
+
+
+def resolve_source(path, *, line_by_line=None, column=None, field="text", header=True) -> Source:
+    """Describe the input file at ``path``.
+
+    The kind comes from the suffix once ``.gz``/``.zst`` is stripped: ``.csv``
+    is CSV, ``.jsonl``/``.json``/``.ndjson`` is JSON Lines, anything else is
+    text.  Compression comes from the file's magic bytes.  ``line_by_line=None``
+    means text files are one bulk document and CSV/JSONL are one document per
+    row/line (whatever ``line_by_line`` says).  ``column`` and ``header`` apply
+    to CSV only, ``field`` to JSONL only; options that do not apply are ignored.
+    A missing path raises :class:`InputNotFoundError`, a directory :class:`InputError`.
+    """
+    display = os.fsdecode(path)
+    absolute = os.path.abspath(display)
+    try:
+        stat = os.stat(absolute)
+    except FileNotFoundError:
+        raise InputNotFoundError("no such file; check the path", path=display) from None
+    if os.path.isdir(absolute):
+        raise InputError("is a directory; give the text, CSV or JSONL files inside it one by one", path=display)
+    name = os.path.basename(absolute).lower()
+    stem, suffix = os.path.splitext(name)
+    hinted = _COMPRESSION_BY_SUFFIX.get(suffix)
+    if hinted:
+        suffix = os.path.splitext(stem)[1]
+    kind = _KIND_BY_SUFFIX.get(suffix, "txt")
+    compression = _detect_compression(absolute, display, hinted)
+    line_by_line = _check_options(kind, display, line_by_line, column, field, header)
+    return Source(
+        display=display, path=absolute, kind=kind, compression=compression,
+        line_by_line=line_by_line,
+        column=column if kind == "csv" else None,
+        field=field if kind == "jsonl" else "text",
+        header=header if kind == "csv" else True,
+        size=stat.st_size, mtime_ns=stat.st_mtime_ns,
+    )
+
+
+def texts_source(texts) -> Source:
+    """Describe an in-memory iterable of strings; each string is one document.
+
+    The iterable is read lazily, once per :func:`~mmtok.inputs.readers.iter_chunks`
+    call; resuming skips the elements already read, so a resumed build needs
+    an iterable that yields the same texts again.
+    """
+    if isinstance(texts, (str, bytes)):
+        raise InputError(f"texts must be a list of strings, not one {type(texts).__name__}; "
+                         "wrap a single text in a list: texts=[text]")
+    try:
+        iter(texts)
+    except TypeError:
+        raise InputError(f"texts must be an iterable of strings, got {type(texts).__name__}") from None
+    return Source(display="texts", path=None, kind="texts", compression=None, line_by_line=True,
+                  column=None, field="text", header=True, size=None, mtime_ns=None, texts=texts)
+
+
+def _check_options(kind, display, line_by_line, column, field, header) -> bool:
+    """Validate the options' types; return the effective line_by_line.
+
+    Options that do not apply to the kind are ignored rather than refused, so
+    one set of options can serve a build over several kinds of input.
+    """
+    if line_by_line not in (None, True, False):
+        raise InputError(f"line_by_line must be True, False or None (auto), got {line_by_line!r}", path=display)
+    if isinstance(column, bool) or not isinstance(column, (str, int, type(None))) or \
+            (isinstance(column, int) and column < 0):
+        raise InputError(f"column must be a column name or a 0-based index, got {column!r}", path=display)
+    if not isinstance(header, bool):
+        raise InputError(f"header must be True or False, got {header!r}", path=display)
+    if not isinstance(field, str) or not field:
+        raise InputError(f"field must be the name of a JSON field, got {field!r}", path=display)
+    # CSV rows and JSON lines are documents by construction
+    return bool(line_by_line) if kind == "txt" else True
+
+
+def _detect_compression(path: str, display: str, hinted: str | None) -> str | None:
+    """Compression from the magic bytes; the suffix only breaks ties and is checked."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic.startswith(_GZIP_MAGIC):
+        return "gz"
+    # zstd frames, including skippable frames (magic 0x184D2A50..5F, little-endian)
+    if magic == _ZSTD_MAGIC or (len(magic) == 4 and magic[1:] == b"\x2a\x4d\x18" and magic[0] & 0xF0 == 0x50):
+        return "zst"
+    if hinted and len(magic) >= 2:
+        # A named-compressed file that does not start like one is corrupt or
+        # misnamed; reading it as plain text would tokenize garbage.
+        raise InputError(f"is named .{hinted} but does not start with the {hinted} magic bytes "
+                         f"(it starts with {magic!r}); it is corrupt, or not compressed and "
+                         "should be renamed without the suffix", path=display)
+    return hinted  # too short to sniff: reading it will report it as empty or truncated
+
+
+class _GzipRaw(io.RawIOBase):
+    """Decompressed gzip bytes (all members) with errors naming the file."""
+
+    def __init__(self, file, display: str):
+        self._gz = gzip.GzipFile(fileobj=file, mode="rb")
+        self._display = display
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        try:
+            return self._gz.readinto(b)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+            raise InputError(f"corrupt or truncated gzip data ({e}); re-create or re-download "
+                             "the file", path=self._display) from None
+
+
+class _ZstdRaw(io.RawIOBase):
+    """Decompressed zstd bytes (all frames) with errors naming the file.
+
+    zstandard's stream reader silently stops at a truncated frame, so frames
+    are decoded here with decompressobj, which tells whether a frame ended.
+    """
+
+    _FEED = 1024  # compressed bytes per call: bounds the output of one call
+
+    def __init__(self, file, display: str):
+        import zstandard  # imported lazily: only needed when a .zst is read
+
+        self._zstd = zstandard
+        self._dctx = zstandard.ZstdDecompressor()
+        self._file = file
+        self._display = display
+        self._obj = None  # decompressor of the current frame
+        self._input = b""
+        self._input_pos = 0
+        self._output = b""
+        self._output_pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while self._output_pos >= len(self._output):
+            if not self._decode_more():
+                return 0
+        n = min(len(b), len(self._output) - self._output_pos)
+        b[:n] = self._output[self._output_pos:self._output_pos + n]
+        self._output_pos += n
+        return n
+
+    def _decode_more(self) -> bool:
+        if self._input_pos >= len(self._input):
+            self._input, self._input_pos = self._file.read(_BUFFER), 0
+            if not self._input:
+                if self._obj is not None and not self._obj.eof:
+                    raise InputError("truncated zstd data: the last frame is incomplete; "
+                                     "re-create or re-download the file", path=self._display)
+                return False
+        if self._obj is None or self._obj.eof:
+            self._obj = self._dctx.decompressobj()
+        piece = self._input[self._input_pos:self._input_pos + self._FEED]
+        self._input_pos += len(piece)
+        try:
+            self._output, self._output_pos = self._obj.decompress(piece), 0
+        except self._zstd.ZstdError as e:
+            raise InputError(f"corrupt zstd data ({e}); re-create or re-download the file",
+                             path=self._display) from None
+        if self._obj.eof and self._obj.unused_data:
+            # the next frame began inside this piece: feed its start again
+            self._input = self._obj.unused_data + self._input[self._input_pos:]
+            self._input_pos = 0
+        return True
+
+
+class InputStream:
+    """The uncompressed bytes of a file source, from a given offset on.
+
+    ``read(n)`` returns ``n`` bytes, or fewer only at the end; ``readline()``
+    returns one line with its ``\\n``; :meth:`file_offset` tells how much of the
+    file on disk (compressed, if it is) has been read so far.
+    """
+
+    def __init__(self, source: Source, offset: int):
+        self._file = open(source.path, "rb", buffering=_BUFFER)
+        try:
+            if source.compression is None:
+                self._stream = self._file
+            else:
+                raw_class = _GzipRaw if source.compression == "gz" else _ZstdRaw
+                self._stream = io.BufferedReader(raw_class(self._file, source.display), _BUFFER)
+            self._seek(source, offset)
+        except BaseException:
+            self._file.close()
+            raise
+        self.read = self._stream.read
+        self.readline = self._stream.readline
+
+    def _seek(self, source: Source, offset: int) -> None:
+        if source.compression is None:
+            reached = offset <= os.fstat(self._file.fileno()).st_size
+            if reached:
+                self._file.seek(offset)
+        else:
+            left = offset
+            while left > 0:  # compressed streams cannot seek: decompress and drop
+                skipped = len(self._stream.read(min(left, 1 << 20)))
+                if not skipped:
+                    break
+                left -= skipped
+            reached = left == 0
+        if not reached:
+            raise InputError(f"the file is shorter than the resume position (byte {offset}); "
+                             "it changed since the build started: start the build afresh",
+                             path=source.display)
+
+    def file_offset(self) -> int:
+        """Bytes of the file on disk consumed so far (read-ahead included)."""
+        return self._file.tell()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+    def __enter__(self) -> InputStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_stream(source: Source, *, offset: int = 0) -> InputStream:
+    """Open a file source's uncompressed bytes at uncompressed byte ``offset``."""
+    if source.path is None:
+        raise ValueError(f"{source.display} is not a file source")
+    return InputStream(source, offset)

@@ -1,0 +1,107 @@
+"""Streaming writer and strict reader of one-dimensional ``.npy`` files.
+
+Shards are written as a stream (their length is unknown until they close), so
+the header is padded to a fixed size and rewritten in place at the end. Readers
+check the header strictly against what the manifest promised before mapping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+
+from ..base.constants import NPY_HEADER_BYTES
+from ..base.errors import CorruptStoreError
+
+_MAGIC = b"\x93NUMPY\x01\x00"
+
+
+def npy_header(dtype: str, length: int) -> bytes:
+    """The fixed-size version 1.0 ``.npy`` header of a 1-D little-endian array."""
+    body = "{'descr': '%s', 'fortran_order': False, 'shape': (%d,), }" % (dtype, length)
+    room = NPY_HEADER_BYTES - len(_MAGIC) - 2 - 1  # 2: header length field, 1: newline
+    if len(body) > room:
+        raise ValueError(f"array length {length} does not fit a {NPY_HEADER_BYTES}-byte header")
+    body = body.ljust(room) + "\n"
+    return _MAGIC + (len(body)).to_bytes(2, "little") + body.encode("latin1")
+
+
+class NpyStreamWriter:
+    """Append 1-D arrays of one dtype to ``path``; ``close()`` fixes the header.
+
+    The checksum covers the whole file, header included, so it is computed at
+    :meth:`close` from the (page-cached) file once the header is final.
+    """
+
+    def __init__(self, path: str, dtype: str):
+        self.path = path
+        self.dtype = np.dtype(dtype)
+        self.length = 0
+        self._file = open(path, "wb")
+        self._file.write(npy_header(self.dtype.str, 0))
+
+    def write(self, array: np.ndarray) -> None:
+        data = np.ascontiguousarray(array, dtype=self.dtype)
+        view = memoryview(data).cast("B")
+        self._file.write(view)
+        self.length += data.shape[0]
+
+    def close(self) -> str:
+        """Finish the file durably and return its sha256 (of all its bytes)."""
+        header = npy_header(self.dtype.str, self.length)
+        self._file.seek(0)
+        self._file.write(header)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        return file_sha256(self.path)
+
+    def abort(self) -> None:
+        self._file.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def file_sha256(path: str, *, block: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_npy_header(f) -> tuple[tuple, bool, np.dtype]:
+    """(shape, fortran_order, dtype) of the ``.npy`` header at ``f``'s position; ValueError if it is not one."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(f)
+    raise ValueError(f"unsupported .npy version {version}")
+
+
+def open_npy(path: str, *, dtype: str, length: int) -> np.ndarray:
+    """Map a 1-D ``.npy`` read-only after checking its header is what we expect."""
+    try:
+        with open(path, "rb") as f:
+            shape, fortran, found = read_npy_header(f)
+            offset = f.tell()
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        raise CorruptStoreError(f"{path}: missing; the store is incomplete (run `mmtok verify`)") from None
+    except ValueError as exc:
+        raise CorruptStoreError(f"{path}: not a valid .npy file ({exc})") from None
+    if found.str != np.dtype(dtype).str or fortran or shape != (length,):
+        raise CorruptStoreError(
+            f"{path}: header says dtype {found.str} shape {shape}, manifest says {dtype} ({length},)"
+        )
+    if size != offset + length * found.itemsize:
+        raise CorruptStoreError(f"{path}: file is {size} bytes, expected {offset + length * found.itemsize}")
+    if length == 0:
+        return np.empty(0, dtype=found)
+    # A plain ndarray over the map: numpy's memmap subclass adds overhead to every slice.
+    return np.memmap(path, dtype=found, mode="r", offset=offset, shape=(length,)).view(np.ndarray)

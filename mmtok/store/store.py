@@ -1,0 +1,249 @@
+"""Reading a store: a lazy, read-only snapshot of its manifest and memory-mapped shards."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..base.constants import (
+    DOCS_DTYPE,
+    DOCS_SUFFIX,
+    SHARDS_DIR,
+    TOKENIZER_FILE,
+    TOKENS_SUFFIX,
+)
+from ..base.errors import CorruptStoreError
+from .manifest import read_manifest
+from .npyfile import open_npy
+
+
+def shard_paths(store: str, name: str) -> tuple[str, str]:
+    base = os.path.join(store, SHARDS_DIR, name)
+    return base + TOKENS_SUFFIX, base + DOCS_SUFFIX
+
+
+class Store:
+    """A snapshot of a store: the shards its manifest named when it was opened.
+
+    Opening reads only the manifest; shards are mapped on first use. Stores are
+    append-only, so a snapshot pickles as (path, shard count) and reopens to the
+    same data in another process even if the store has grown since.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, num_shards: int | None = None):
+        self.path = os.fspath(path)
+        manifest = read_manifest(self.path)
+        if num_shards is not None:
+            manifest = _truncate(manifest, num_shards, self.path)
+        self.manifest = manifest
+        self.shards = manifest["shards"]
+        self.dtype = np.dtype(manifest["dtype"])
+        self.eos_id: int = manifest["eos_id"]
+        self.num_tokens: int = manifest["num_tokens"]
+        self.num_documents: int = manifest["num_documents"]
+        self.fingerprint: str = manifest["tokenizer"]["fingerprint"]
+        self.vocab_size: int = manifest["tokenizer"]["vocab_size"]
+        self.token_starts = np.zeros(len(self.shards) + 1, dtype=np.int64)
+        np.cumsum([s["tokens"] for s in self.shards], out=self.token_starts[1:])
+        self.doc_starts = np.zeros(len(self.shards) + 1, dtype=np.int64)
+        np.cumsum([s["documents"] for s in self.shards], out=self.doc_starts[1:])
+        self._tokens: list[np.ndarray | None] = [None] * len(self.shards)
+        self._docs: list[np.ndarray | None] = [None] * len(self.shards)
+        self._window_views: dict[tuple[int, int], np.ndarray] = {}
+        self._tokenizer = None
+        self.tokens = TokenStream(self)
+        self.documents = Documents(self)
+
+    def __reduce__(self):
+        return (Store, (self.path,), {"_snapshot": len(self.shards)})
+
+    def __setstate__(self, state):
+        # Called after __init__ ran with the current manifest; cut back to the pickled snapshot.
+        if len(self.shards) != state["_snapshot"]:
+            self.__init__(self.path, num_shards=state["_snapshot"])
+
+    def __repr__(self) -> str:
+        return (
+            f"<mmtok.Store {self.path!r}: {self.num_tokens:,} tokens, {self.num_documents:,} documents, "
+            f"{len(self.shards)} shards, {self.dtype.name}, tokenizer {self.manifest['tokenizer'].get('name', '?')}>"
+        )
+
+    @property
+    def line_by_line(self) -> bool:
+        """True when every input was read one document per line/row/record."""
+        inputs = self.manifest["inputs"]
+        return bool(inputs) and all(entry.get("line_by_line") for entry in inputs)
+
+    @property
+    def tokenizer(self):
+        """The store's own tokenizer (from its embedded tokenizer.json), loaded on first use."""
+        if self._tokenizer is None:
+            from ..tokenize.tokenizer import tokenizer_from_json
+
+            info = self.manifest["tokenizer"]
+            with open(os.path.join(self.path, TOKENIZER_FILE), encoding="utf-8") as f:
+                tokenizer = tokenizer_from_json(f.read(), eos_token=info.get("eos_token"),
+                                                allow_special=info["allow_special"])
+            if tokenizer.fingerprint != self.fingerprint:
+                raise CorruptStoreError(
+                    f"{self.path}/{TOKENIZER_FILE}: fingerprint {tokenizer.fingerprint} does not match the manifest's {self.fingerprint}"
+                )
+            self._tokenizer = tokenizer
+        return self._tokenizer
+
+    def shard_tokens(self, i: int) -> np.ndarray:
+        array = self._tokens[i]
+        if array is None:
+            shard = self.shards[i]
+            array = open_npy(shard_paths(self.path, shard["name"])[0], dtype=self.dtype.str, length=shard["tokens"])
+            self._tokens[i] = array
+        return array
+
+    def shard_docs(self, i: int) -> np.ndarray:
+        array = self._docs[i]
+        if array is None:
+            shard = self.shards[i]
+            array = open_npy(shard_paths(self.path, shard["name"])[1], dtype=DOCS_DTYPE, length=shard["documents"])
+            self._docs[i] = array
+        return array
+
+    def slice_tokens(self, start: int, stop: int) -> np.ndarray:
+        """Tokens [start, stop) of the whole stream as a new array; bounds must already be valid."""
+        if stop <= start:
+            return np.empty(0, dtype=self.dtype)
+        first = int(np.searchsorted(self.token_starts, start, side="right")) - 1
+        base = int(self.token_starts[first])
+        if stop <= int(self.token_starts[first + 1]):
+            return np.array(self.shard_tokens(first)[start - base : stop - base])
+        out = np.empty(stop - start, dtype=self.dtype)
+        filled, shard = 0, first
+        while filled < out.shape[0]:
+            lo = start + filled - int(self.token_starts[shard])
+            part = self.shard_tokens(shard)[lo : lo + out.shape[0] - filled]
+            out[filled : filled + part.shape[0]] = part
+            filled += part.shape[0]
+            shard += 1
+        return out
+
+    def gather_windows(self, starts: np.ndarray, length: int, *, dtype=None) -> np.ndarray:
+        """Rows ``tokens[s : s + length]`` for every s in ``starts`` (all in range), as one 2-D array.
+
+        One vectorised gather per shard touched, cast to ``dtype`` (default: the
+        store's) in the same pass; only windows that cross a shard boundary (rare:
+        at most one per boundary and window) are copied piecewise.
+        """
+        starts = np.asarray(starts, dtype=np.int64).reshape(-1)
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        if starts.shape[0] == 0 or length == 0:
+            return np.empty((starts.shape[0], length), dtype=dtype)
+        first = np.searchsorted(self.token_starts, starts, side="right") - 1
+        last = np.searchsorted(self.token_starts, starts + (length - 1), side="right") - 1
+        if (first == first[0]).all() and (last == first[0]).all():
+            shard = int(first[0])  # the common case: every window inside one shard
+            return self._windows(shard, length)[starts - self.token_starts[shard]].astype(dtype, copy=False)
+        out = np.empty((starts.shape[0], length), dtype=dtype)
+        inside = first == last
+        # Group rows by shard once (a stable sort), then one gather per group.
+        rows = np.flatnonzero(inside)
+        rows = rows[np.argsort(first[rows], kind="stable")]
+        shards, bounds = np.unique(first[rows], return_index=True)
+        for shard, lo, hi in zip(shards.tolist(), bounds.tolist(), [*bounds[1:].tolist(), rows.shape[0]]):
+            group = rows[lo:hi]
+            out[group] = self._windows(shard, length)[starts[group] - self.token_starts[shard]]
+        for row in np.flatnonzero(~inside).tolist():
+            out[row] = self.slice_tokens(int(starts[row]), int(starts[row]) + length)
+        return out
+
+    def _windows(self, shard: int, length: int) -> np.ndarray:
+        """A strided (no-copy) view of every ``length``-window of a shard, kept for reuse."""
+        key = (shard, length)
+        view = self._window_views.get(key)
+        if view is None:
+            view = np.lib.stride_tricks.sliding_window_view(self.shard_tokens(shard), length)
+            self._window_views[key] = view
+        return view
+
+    def document_bounds(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Start and end offsets in the token stream of documents ``index`` (valid, non-negative), vectorised."""
+        index = np.asarray(index, dtype=np.int64)
+        ends = self._doc_ends(index)
+        starts = np.zeros_like(ends)
+        previous = index > 0
+        starts[previous] = self._doc_ends(index[previous] - 1)
+        return starts, ends
+
+    def _doc_ends(self, index: np.ndarray) -> np.ndarray:
+        shard_of = np.searchsorted(self.doc_starts, index, side="right") - 1
+        out = np.empty(index.shape, dtype=np.int64)
+        for shard in np.unique(shard_of):
+            mask = shard_of == shard
+            out[mask] = self.shard_docs(int(shard))[index[mask] - self.doc_starts[shard]]
+        return out
+
+
+def _truncate(manifest: dict, num_shards: int, path: str) -> dict:
+    shards = manifest["shards"]
+    if num_shards > len(shards):
+        raise CorruptStoreError(f"{path}: the snapshot had {num_shards} shards, the store now has {len(shards)}; was it rebuilt?")
+    kept = dict(manifest, shards=shards[:num_shards])
+    kept["num_tokens"] = sum(s["tokens"] for s in kept["shards"])
+    kept["num_documents"] = sum(s["documents"] for s in kept["shards"])
+    return kept
+
+
+class TokenStream:
+    """``store.tokens``: the whole token stream, sliceable across shards."""
+
+    def __init__(self, store: Store):
+        self._store = store
+
+    def __len__(self) -> int:
+        return self._store.num_tokens
+
+    def __getitem__(self, key):
+        n = self._store.num_tokens
+        if isinstance(key, slice):
+            picked = range(*key.indices(n))
+            if not picked:
+                return np.empty(0, dtype=self._store.dtype)
+            lo, hi = min(picked[0], picked[-1]), max(picked[0], picked[-1]) + 1
+            span = self._store.slice_tokens(lo, hi)
+            return span if picked.step == 1 else span[picked[0] - lo :: picked.step][: len(picked)]
+        index = int(key)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"token index {key} out of range for {n} tokens")
+        return self._store.slice_tokens(index, index + 1)[0]
+
+
+class Documents:
+    """``store.documents``: document i's tokens, trailing eos included."""
+
+    def __init__(self, store: Store):
+        self._store = store
+
+    def __len__(self) -> int:
+        return self._store.num_documents
+
+    def __getitem__(self, key) -> np.ndarray:
+        n = self._store.num_documents
+        index = int(key)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"document index {key} out of range for {n} documents")
+        starts, ends = self._store.document_bounds(np.array([index]))
+        return self._store.slice_tokens(int(starts[0]), int(ends[0]))
+
+    def lengths(self) -> np.ndarray:
+        """Every document's length in tokens (eos included), read shard by shard."""
+        ends = [self._store.shard_docs(i) for i in range(len(self._store.shards))]
+        ends = np.concatenate(ends) if ends else np.empty(0, dtype=np.int64)
+        return np.diff(ends, prepend=0)
+
+
+def open_store(path: str | os.PathLike) -> Store:
+    """Open the store at ``path`` lazily (exported as ``mmtok.open``)."""
+    return Store(path)

@@ -1,0 +1,277 @@
+"""The tokenizer layer: load any supported tokenizer into one :class:`Tokenizer`.
+
+A :class:`Tokenizer` wraps a ``tokenizers.Tokenizer`` (the reference) and adds
+what a store needs: the eos id, the token dtype, a fingerprint of everything
+that determines ids, the chunk-cut rules proven safe for bulk reading, and the
+tiktoken fast path when it is proven identical (see :mod:`mmtok.tokenize.fastpath`).
+
+Importing this module imports neither transformers nor tiktoken.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from ..base.errors import TokenizerError
+from .cutrules import probe_cut_rules
+from .fingerprint import fingerprint_of
+
+__all__ = ["Tokenizer", "load_tokenizer", "tokenizer_from_json", "default_tokenizer"]
+
+_DATA = pathlib.Path(__file__).parent.parent / "data"
+_BUNDLED_NAME = "gpt2 (bundled)"
+_EOS_CANDIDATES = ("<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>", "[SEP]")
+_ENGINES = ("auto", "tiktoken", "tokenizers")
+
+
+class Tokenizer:
+    """A loaded tokenizer plus what mmtok needs to know about it.  Make one with :func:`load_tokenizer`.
+
+    Attributes: ``name`` (a label), ``backend`` (the ``tokenizers.Tokenizer``
+    reference, owned by this object), ``vocab_size`` (max id + 1), ``eos_id`` and
+    ``eos_token``, ``dtype`` (uint16 or uint32, little-endian), ``fingerprint``
+    ("sha256:..." of what determines ids), ``engine`` ("tiktoken" only when
+    proven identical, else "tokenizers"), ``fast_path_refusal`` (why not
+    tiktoken, or None), ``allow_special`` and ``cut_rules``.
+    """
+
+    def __init__(self, backend: Any, *, name: str, eos_token: str | None = None, eos_hint: str | None = None,
+                 allow_special: bool = False, engine: str = "auto"):
+        if engine not in _ENGINES:
+            raise TokenizerError(f"engine={engine!r} is unknown; use one of {', '.join(_ENGINES)}")
+        self.name, self.backend, self.allow_special = name, backend, allow_special
+        # mmtok cuts and pads nothing, and user text is data unless allow_special says otherwise.
+        backend.no_truncation()
+        backend.no_padding()
+        backend.encode_special_tokens = not allow_special
+        vocab = backend.get_vocab(with_added_tokens=True)
+        if not vocab or backend.get_vocab_size(with_added_tokens=False) == 0:
+            raise TokenizerError(f"{name} has an empty vocabulary (as transformers 5's GPT2TokenizerFast(vocab_file=...)"
+                                 " builds); pass vocab_file= and merges_file= to load_tokenizer instead")
+        self.vocab_size = max(vocab.values()) + 1
+        self.eos_token = _resolve_eos(vocab, eos_token or eos_hint, name, strict=eos_token is not None)
+        self.eos_id = vocab[self.eos_token]
+        self.dtype = np.dtype("<u2") if self.vocab_size <= 65536 else np.dtype("<u4")
+        self._json = backend.to_str()
+        spec = json.loads(self._json)
+        self.fingerprint = fingerprint_of(spec)
+        self._cut_spec = (spec.get("normalizer"), spec.get("added_tokens"))  # the rest is not kept: 10s of MB
+        self._engine_request, self._fast, self.engine = engine, None, "tokenizers"
+        self.fast_path_refusal: str | None = "engine='tokenizers' was asked for" if engine == "tokenizers" else None
+        if engine != "tokenizers":
+            from . import fastpath
+
+            try:
+                self._fast = fastpath.build_fast_encoder(backend, spec, allow_special=allow_special)
+                self.engine = "tiktoken"
+            except fastpath.FastPathRefused as why:
+                if engine == "tiktoken":
+                    raise TokenizerError(f"engine='tiktoken' cannot encode {name} with ids identical to tokenizers: "
+                                         f"{why}. Use engine='auto' or engine='tokenizers'.") from None
+                self.fast_path_refusal = str(why)
+
+    def __repr__(self) -> str:
+        return f"Tokenizer({self.name!r}, vocab_size={self.vocab_size}, eos={self.eos_token!r}, engine={self.engine!r})"
+
+    def __reduce__(self):
+        # Rebuild from JSON in the receiving process: tiktoken objects are not portable.
+        return _rebuild, (self._json, self.name, self.eos_token, self.allow_special, self._engine_request)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``; no special tokens are added (mmtok appends eos itself)."""
+        if self._fast is not None:
+            return self._fast.encode(text)
+        return self.backend.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text, encoded in parallel with the GIL released."""
+        if self._fast is not None:
+            return self._fast.encode_batch(texts)
+        encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
+        return [encoding.ids for encoding in encode(list(texts), add_special_tokens=False)]
+
+    def encode_arrays(self, texts: list[str]) -> list[np.ndarray]:
+        """Token ids of each text as an integer array: what the build uses, avoiding Python ints."""
+        if self._fast is not None:
+            return self._fast.encode_arrays(texts)
+        return [np.array(ids, dtype=np.uint32) for ids in self.encode_batch(texts)]
+
+    def decode(self, ids: Any) -> str:
+        """Text of a list or numpy array of ids (special tokens kept)."""
+        ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        return self.backend.decode(ids, skip_special_tokens=False)
+
+    def to_json(self) -> str:
+        """The tokenizer.json text, stored in every store so that it decodes on its own."""
+        return self._json
+
+    @functools.cached_property
+    def cut_rules(self) -> frozenset[str]:
+        """Cut rules ("newline", "space") under which chunked encoding equals whole-text encoding.
+
+        Proven for this tokenizer by a probe of adversarial pairs, on first use (about 0.3 s).
+        """
+        spec = {"normalizer": self._cut_spec[0], "added_tokens": self._cut_spec[1]}
+        return probe_cut_rules(self.backend, spec, allow_special=self.allow_special)
+
+
+def _rebuild(text: str, name: str, eos_token: str, allow_special: bool, engine: str) -> Tokenizer:
+    tokenizer = tokenizer_from_json(text, eos_token=eos_token, allow_special=allow_special, engine=engine)
+    tokenizer.name = name
+    return tokenizer
+
+
+def _resolve_eos(vocab: dict[str, int], wanted: str | None, name: str, *, strict: bool) -> str:
+    if wanted is not None and wanted in vocab:
+        return wanted
+    if strict:
+        raise TokenizerError(f"eos_token {wanted!r} is not in the vocabulary of {name}; "
+                             "pass eos_token= a token the tokenizer has")
+    for candidate in _EOS_CANDIDATES:
+        if candidate in vocab:
+            return candidate
+    raise TokenizerError(f"{name} has none of the usual end-of-text tokens ({', '.join(_EOS_CANDIDATES)}); "
+                         "pass eos_token= the token that separates documents")
+
+
+def _byte_level_bpe(vocab_file: Any, merges_file: Any) -> Any:
+    """A GPT-2-style byte-level BPE built directly with tokenizers (not transformers: see DESIGN.md)."""
+    from tokenizers import AddedToken, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer as Backend
+
+    for label, path in (("vocab_file", vocab_file), ("merges_file", merges_file)):
+        if path is None or not os.path.isfile(path):
+            raise TokenizerError(f"{label} {path} is not a file; pass both vocab_file= (vocab.json) and "
+                                 "merges_file= (merges.txt) of a GPT-2-style byte-level BPE")
+    try:
+        backend = Backend(models.BPE.from_file(os.fspath(vocab_file), os.fspath(merges_file)))
+    except Exception as error:  # tokenizers raises a bare Exception for unreadable files
+        raise TokenizerError(f"cannot read BPE vocab {vocab_file} with merges {merges_file}: {error}; "
+                             "check they are a GPT-2 vocab.json and merges.txt") from None
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens([AddedToken("<|endoftext|>", special=True)])
+    return backend
+
+
+def _from_tokenizer_json(path: Any) -> Any:
+    from tokenizers import Tokenizer as Backend
+
+    try:
+        return Backend.from_file(os.fspath(path))
+    except Exception as error:  # tokenizers raises a bare Exception for bad JSON or unknown types
+        raise TokenizerError(f"{path} is not a readable tokenizer.json: {error}") from None
+
+
+def _folder_eos_hint(folder: pathlib.Path) -> str | None:
+    """The eos token a transformers model folder declares, if any."""
+    for file_name in ("tokenizer_config.json", "special_tokens_map.json"):
+        path = folder / file_name
+        if path.is_file():
+            try:
+                eos = json.loads(path.read_text(encoding="utf-8")).get("eos_token")
+            except (ValueError, AttributeError) as error:
+                raise TokenizerError(f"{path} is not a JSON object ({error}); fix or remove it") from None
+            eos = eos.get("content") if isinstance(eos, dict) else eos
+            if isinstance(eos, str):
+                return eos
+    return None
+
+
+def _from_path(path: Any) -> tuple[Any, str, str | None]:
+    folder = pathlib.Path(path)
+    if folder.is_file():
+        return _from_tokenizer_json(folder), str(path), None
+    if not folder.is_dir():
+        raise TokenizerError(f"tokenizer {str(path)!r} is neither 'gpt2' nor an existing tokenizer.json or model "
+                             "folder (nothing is downloaded: save the tokenizer locally and pass its path)")
+    if (folder / "tokenizer.json").is_file():
+        return _from_tokenizer_json(folder / "tokenizer.json"), str(path), _folder_eos_hint(folder)
+    if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
+        return _byte_level_bpe(folder / "vocab.json", folder / "merges.txt"), str(path), _folder_eos_hint(folder)
+    raise TokenizerError(f"model folder {path} has no tokenizer.json and no vocab.json + merges.txt; "
+                         "save the tokenizer there with tokenizer.save_pretrained(folder)")
+
+
+def _is_gpt2_name(tokenizer: Any) -> bool:
+    return isinstance(tokenizer, str) and tokenizer == "gpt2"
+
+
+def _resolve(tokenizer: Any, tokenizer_file: Any, vocab_file: Any, merges_file: Any) -> tuple[Any, str, str | None]:
+    """(tokenizers.Tokenizer owned by mmtok, name, eos hint) for any accepted input."""
+    if tokenizer_file is not None:
+        return _from_tokenizer_json(tokenizer_file), str(tokenizer_file), None
+    if vocab_file is not None or merges_file is not None:
+        return _byte_level_bpe(vocab_file, merges_file), str(vocab_file), None
+    if tokenizer is None or _is_gpt2_name(tokenizer):
+        return _byte_level_bpe(_DATA / "gpt2_vocab.json", _DATA / "gpt2_merges.txt"), _BUNDLED_NAME, None
+    if isinstance(tokenizer, (str, os.PathLike)):
+        return _from_path(tokenizer)
+    from tokenizers import Tokenizer as Backend
+
+    # Copies, so that mmtok's settings (special-token parsing, no truncation) never change the caller's object.
+    if isinstance(tokenizer, Backend):
+        return Backend.from_str(tokenizer.to_str()), type(tokenizer).__name__, None
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if isinstance(backend, Backend):
+        eos = getattr(tokenizer, "eos_token", None)
+        name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+        return Backend.from_str(backend.to_str()), name, str(eos) if eos is not None else None
+    raise TokenizerError(f"cannot use a {type(tokenizer).__name__} as a tokenizer; pass None or 'gpt2', a "
+                         "tokenizers.Tokenizer, a transformers fast tokenizer, a tokenizer.json path, a model folder, "
+                         "or vocab_file= and merges_file=")
+
+
+def load_tokenizer(tokenizer: Any = None, *, tokenizer_file: Any = None, vocab_file: Any = None,
+                   merges_file: Any = None, eos_token: str | None = None, allow_special: bool = False,
+                   engine: str = "auto") -> Tokenizer:
+    """Load a tokenizer from any accepted source.
+
+    ``tokenizer`` may be None or "gpt2" (the bundled GPT-2), a :class:`Tokenizer`
+    (returned as is unless options are given), a ``tokenizers.Tokenizer``, a
+    transformers fast tokenizer, a tokenizer.json path or a local model folder;
+    or pass ``tokenizer_file=``, or ``vocab_file=`` with ``merges_file=`` (GPT-2
+    style byte-level BPE).  Objects are copied, never changed.  Special-token
+    strings in text are plain text unless ``allow_special``; ``engine`` is
+    "auto" (tiktoken when proven identical), "tiktoken" (or an error saying
+    why not) or "tokenizers".
+    """
+    given = [label for label, value in (("tokenizer", tokenizer), ("tokenizer_file", tokenizer_file),
+                                        ("vocab_file/merges_file", vocab_file or merges_file)) if value is not None]
+    if len(given) > 1:
+        raise TokenizerError(f"pass only one tokenizer source, not {' and '.join(given)}")
+    defaults = eos_token is None and not allow_special and engine == "auto"
+    if isinstance(tokenizer, Tokenizer):
+        if defaults:
+            return tokenizer
+        return _rebuild(tokenizer.to_json(), tokenizer.name, eos_token or tokenizer.eos_token, allow_special, engine)
+    if defaults and (not given or _is_gpt2_name(tokenizer)):
+        return default_tokenizer()
+    backend, name, eos_hint = _resolve(tokenizer, tokenizer_file, vocab_file, merges_file)
+    return Tokenizer(backend, name=name, eos_token=eos_token, eos_hint=eos_hint,
+                     allow_special=allow_special, engine=engine)
+
+
+def tokenizer_from_json(text: str, *, eos_token: str | None = None, allow_special: bool = False,
+                        engine: str = "auto") -> Tokenizer:
+    """A Tokenizer from tokenizer.json text, such as the copy embedded in a store."""
+    from tokenizers import Tokenizer as Backend
+
+    try:
+        backend = Backend.from_str(text)
+    except Exception as error:  # tokenizers raises a bare Exception for bad JSON
+        raise TokenizerError(f"the tokenizer.json text cannot be loaded: {error}") from None
+    return Tokenizer(backend, name="tokenizer.json", eos_token=eos_token, allow_special=allow_special, engine=engine)
+
+
+@functools.cache
+def default_tokenizer() -> Tokenizer:
+    """The bundled GPT-2 tokenizer (built once per process, on first use)."""
+    backend, name, _ = _resolve(None, None, None, None)
+    return Tokenizer(backend, name=name)
