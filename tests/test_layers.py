@@ -15,11 +15,15 @@ LAYERS = {
     "base": 0,
     "tokenize": 1,
     "order": 1,
+    "remote": 1,  # object storage (fsspec): fetch and cache store files
     "inputs": 2,
     "store": 3,
-    "cache": 4,
-    "views": 5,
-    "cli": 6,
+    "formats": 4,  # other stacks' token formats (Megatron, HF, nanoGPT, ...)
+    "cache": 5,
+    "views": 6,
+    "cli": 7,
+    "torch": 7,  # training integrations, each importing its framework lazily
+    "ray": 7,
 }
 TOP = {"mmtok", "mmtok.__main__"}  # the package facade re-exports every layer
 
