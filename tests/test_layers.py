@@ -153,6 +153,8 @@ def test_the_package_folder_shows_the_layers():
 
 def test_layer_inits_only_re_export():
     for layer in LAYERS:
+        if not (PACKAGE / layer).is_dir():
+            continue  # a layer that is one module (mmtok/torch.py) or not written yet
         tree = ast.parse((PACKAGE / layer / "__init__.py").read_text(encoding="utf-8"))
         assert ast.get_docstring(tree), f"mmtok/{layer}/__init__.py needs a docstring saying what the layer owns"
         for node in tree.body:
