@@ -34,10 +34,14 @@ class AtomicFile:
         fsync_dir(os.path.dirname(self.path))
 
     def abort(self) -> None:
-        self.file.close()
+        """Remove the temporary file; never raises (with a full disk, the close's final flush fails)."""
+        try:
+            self.file.close()
+        except OSError:
+            pass
         try:
             os.unlink(self.tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
 
 

@@ -8,9 +8,11 @@ commit point for readers. Bad input rolls the store back to exactly what it was.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
+import warnings
 from contextlib import contextmanager
 from typing import Iterable
 
@@ -23,17 +25,20 @@ from ..base.constants import (
 )
 from ..base.errors import (
     InputError,
+    MmtokError,
     StoreError,
     StoreExistsError,
     TokenizerError,
     TokenizerMismatchError,
 )
+from ..base.faults import fault_point
 from ..base.version import __version__
 from ..inputs.readers import iter_chunks
 from ..inputs.sources import Source, resolve_source, texts_source
 from .manifest import (
     JOURNAL_FORMAT,
     atomic_write_bytes,
+    encode_json,
     manifest_sha256,
     read_journal,
     read_manifest,
@@ -58,6 +63,8 @@ def build(
     field: str = "text",
     header: bool = True,
     append: bool = False,
+    again: bool = False,
+    on_note=None,
     workers: int | None = None,
     shard_tokens: int = DEFAULT_SHARD_TOKENS,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
@@ -68,7 +75,12 @@ def build(
 
     Rerunning an interrupted build with the same arguments resumes it; rerunning
     a finished one returns the store untouched. ``append=True`` adds the inputs
-    to an existing store made with the same tokenizer.
+    to an existing store made with the same tokenizer; an append whose request
+    (the same input files, unchanged, and settings) the store's history already
+    records is a no-op that says so through ``on_note(message)`` (default: a
+    warning), unless ``again=True`` asks to append the same inputs once more.
+    A full disk raises :class:`StoreError`; the store stays at its last commit
+    and a rerun resumes once space is freed.
     """
     from ..tokenize.tokenizer import load_tokenizer
 
@@ -96,7 +108,16 @@ def build(
                 remove_journal(path)
                 return Store(path)
             _check_appendable(path, base, tok, append)
-        run = _BuildRun(path, base, request, tok, sources, chunk_bytes, shard_tokens)
+            done = None if again else _recorded(base, request)
+            if done is not None:
+                _forget_stale_journal(path, base)
+                names = ", ".join(str(entry["path"]) for entry in request["inputs"])
+                note = (f"{path}: nothing appended: the store already holds {names} (unchanged, same settings; "
+                        f"its inputs {done['inputs'][0]}..{done['inputs'][1] - 1}); "
+                        "use --again (again=True) to append the same inputs once more")
+                (on_note or (lambda text: warnings.warn(text, stacklevel=3)))(note)
+                return Store(path)
+        run = _BuildRun(path, base, request, tok, sources, chunk_bytes, shard_tokens, again=again)
         try:
             run.execute(workers or default_workers(), progress)
         except (InputError, TokenizerError):
@@ -105,7 +126,48 @@ def build(
             if base is None:
                 remove_store_files(path, remove_folder=created)
             raise
+        except OSError as exc:
+            if isinstance(exc, MmtokError):
+                raise
+            raise StoreError(_write_failure(path, exc)) from None
         return Store(path)
+
+
+def request_sha256(request: dict) -> str:
+    return hashlib.sha256(encode_json(request)).hexdigest()
+
+
+def _recorded(base: dict, request: dict) -> dict | None:
+    """The history entry of ``base`` that already carried out ``request``, or None.
+
+    Requests that include ``texts=`` have no file identity and are never taken as done.
+    """
+    if any(entry.get("kind") == "texts" for entry in request["inputs"]):
+        return None
+    key = request_sha256(request)
+    return next((entry for entry in base.get("history", []) if entry.get("request_sha256") == key), None)
+
+
+def _forget_stale_journal(path: str, base: dict) -> None:
+    """Drop a journal (and its shard files) that a committed manifest made obsolete.
+
+    That is the window between the manifest's replacement and the journal's
+    removal; a journal of an interrupted build on top of the current manifest
+    (a killed ``again`` append) is kept for its rerun.
+    """
+    journal = read_journal(path)
+    if journal is not None and journal.get("base_manifest_sha256") == manifest_sha256(path):
+        return
+    remove_journal(path)
+    remove_unnamed_files(path, {s["name"] for s in base["shards"]})
+
+
+def _write_failure(path: str, exc: OSError) -> str:
+    where = f" writing {exc.filename}" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"{path}: the disk is full ({exc.strerror}){where}; the store is as it was at its last commit: "
+                "free some space and rerun the same command to resume")
+    return f"{path}: cannot write the store ({exc.strerror or exc}){where}; the store is as it was at its last commit"
 
 
 def _sources(inputs, texts, **options) -> list[Source]:
@@ -183,8 +245,8 @@ def _check_appendable(path: str, base: dict, tok, append: bool) -> None:
 class _BuildRun:
     """One build (fresh, resumed or appending) between two manifests."""
 
-    def __init__(self, path, base, request, tok, sources, chunk_bytes, shard_tokens):
-        self.path, self.base, self.request, self.tok = path, base, request, tok
+    def __init__(self, path, base, request, tok, sources, chunk_bytes, shard_tokens, *, again=False):
+        self.path, self.base, self.request, self.tok, self.again = path, base, request, tok, again
         self.sources, self.chunk_bytes, self.shard_tokens = sources, chunk_bytes, shard_tokens
         self.base_sha = manifest_sha256(path)
         base_shards = base["shards"] if base else []
@@ -230,6 +292,7 @@ class _BuildRun:
         try:
             for (index, chunk, last), (tokens, doc_ends) in ordered_map(encode, self._chunks(), workers=workers):
                 self.sink.write(tokens, doc_ends)
+                fault_point("chunk-written")
                 state = self.progress[index]
                 state["position"], state["complete"] = chunk.position, last
                 state["tokens"] += int(tokens.shape[0])
@@ -260,8 +323,11 @@ class _BuildRun:
         tok, base = self.tok, self.base
         tokenizer_json = tok.to_json().encode("utf-8")
         if base is None:
-            atomic_write_bytes(os.path.join(self.path, TOKENIZER_FILE), tokenizer_json)
+            atomic_write_bytes(os.path.join(self.path, TOKENIZER_FILE), tokenizer_json, step="tokenizer")
         inputs = list(base["inputs"]) if base else []
+        history = list(base.get("history", [])) if base else []
+        history.append({"request_sha256": request_sha256(self.request), "inputs": [len(inputs), len(inputs) + len(self.sources)],
+                        "again": self.again, "shard_tokens": self.shard_tokens, "chunk_bytes": self.chunk_bytes})
         first_token, first_doc = self.token_offset, self.doc_offset
         for source, state in zip(self.sources, self.progress):
             inputs.append({**source.identity(), "position": state["position"], "first_token": first_token,
@@ -284,10 +350,12 @@ class _BuildRun:
             "num_documents": sum(s["documents"] for s in shards),
             "shards": shards,
             "inputs": inputs,
+            "history": history,
             "build": {"shard_tokens": self.shard_tokens, "chunk_bytes": self.chunk_bytes},
         }
         write_manifest(self.path, manifest)
         remove_journal(self.path)
+        fault_point("journal-removed")
 
     def rollback(self) -> None:
         """Forget this build: its journal and every shard file the manifest does not name."""

@@ -6,21 +6,13 @@ import os
 
 import numpy as np
 
-from ..base.constants import (
-    DOCS_DTYPE,
-    DOCS_SUFFIX,
-    SHARDS_DIR,
-    TOKENIZER_FILE,
-    TOKENS_SUFFIX,
-)
+from ..base.constants import STORE_MAX_TOKENIZER_BYTES, TOKENIZER_FILE
 from ..base.errors import CorruptStoreError
 from .manifest import read_manifest
-from .npyfile import open_npy
+from .safefile import read_store_file
+from .shardmaps import ShardMaps, shard_paths
 
-
-def shard_paths(store: str, name: str) -> tuple[str, str]:
-    base = os.path.join(store, SHARDS_DIR, name)
-    return base + TOKENS_SUFFIX, base + DOCS_SUFFIX
+__all__ = ["Store", "open_store", "shard_paths"]
 
 
 class Store:
@@ -48,8 +40,7 @@ class Store:
         np.cumsum([s["tokens"] for s in self.shards], out=self.token_starts[1:])
         self.doc_starts = np.zeros(len(self.shards) + 1, dtype=np.int64)
         np.cumsum([s["documents"] for s in self.shards], out=self.doc_starts[1:])
-        self._tokens: list[np.ndarray | None] = [None] * len(self.shards)
-        self._docs: list[np.ndarray | None] = [None] * len(self.shards)
+        self._maps = ShardMaps(self.path, self.shards, self.dtype, self.eos_id, self.token_starts)
         self._window_views: dict[tuple[int, int], np.ndarray] = {}
         self._tokenizer = None
         self.tokens = TokenStream(self)
@@ -82,9 +73,15 @@ class Store:
             from ..tokenize.tokenizer import tokenizer_from_json
 
             info = self.manifest["tokenizer"]
-            with open(os.path.join(self.path, TOKENIZER_FILE), encoding="utf-8") as f:
-                tokenizer = tokenizer_from_json(f.read(), eos_token=info.get("eos_token"),
-                                                allow_special=info["allow_special"])
+            file = os.path.join(self.path, TOKENIZER_FILE)
+            try:
+                text = read_store_file(self.path, file, limit=STORE_MAX_TOKENIZER_BYTES).decode("utf-8")
+            except FileNotFoundError:
+                raise CorruptStoreError(f"{file}: missing; the store cannot decode without its tokenizer "
+                                        "(copy the tokenizer.json of the build, or rebuild)") from None
+            except UnicodeDecodeError:
+                raise CorruptStoreError(f"{file}: not UTF-8 text; the store is damaged (run `mmtok verify`)") from None
+            tokenizer = tokenizer_from_json(text, eos_token=info.get("eos_token"), allow_special=info["allow_special"])
             if tokenizer.fingerprint != self.fingerprint:
                 raise CorruptStoreError(
                     f"{self.path}/{TOKENIZER_FILE}: fingerprint {tokenizer.fingerprint} does not match the manifest's {self.fingerprint}"
@@ -93,20 +90,11 @@ class Store:
         return self._tokenizer
 
     def shard_tokens(self, i: int) -> np.ndarray:
-        array = self._tokens[i]
-        if array is None:
-            shard = self.shards[i]
-            array = open_npy(shard_paths(self.path, shard["name"])[0], dtype=self.dtype.str, length=shard["tokens"])
-            self._tokens[i] = array
-        return array
+        return self._maps.tokens(i)
 
     def shard_docs(self, i: int) -> np.ndarray:
-        array = self._docs[i]
-        if array is None:
-            shard = self.shards[i]
-            array = open_npy(shard_paths(self.path, shard["name"])[1], dtype=DOCS_DTYPE, length=shard["documents"])
-            self._docs[i] = array
-        return array
+        """Shard ``i``'s document ends, checked (increasing, in range, after an eos) when first mapped."""
+        return self._maps.docs(i)
 
     def slice_tokens(self, start: int, stop: int) -> np.ndarray:
         """Tokens [start, stop) of the whole stream as a new array; bounds must already be valid."""
@@ -161,6 +149,8 @@ class Store:
         view = self._window_views.get(key)
         if view is None:
             view = np.lib.stride_tricks.sliding_window_view(self.shard_tokens(shard), length)
+            if len(self._window_views) >= self._maps.limit:
+                self._window_views.clear()  # each view keeps its shard mapped: stay within the bound of open maps
             self._window_views[key] = view
         return view
 
