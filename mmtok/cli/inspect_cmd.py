@@ -50,9 +50,15 @@ def info_command(store, as_json):
 @click.argument("store")
 def verify_command(store):
     """Prove STORE whole: checksums, offsets, id ranges, eos at every document end."""
-    from ..store.verify import verify_store
+    from ..store.verify import check_store
 
-    report = verify_store(store)
+    report = check_store(store)
+    if report["problems"]:
+        for problem in report["problems"]:
+            click.echo(problem, err=True)
+        click.echo(f"{store}: DAMAGED ({counted(len(report['problems']), 'problem')} in "
+                   f"{counted(report['shards'], 'shard')}); readers may refuse it or return wrong data", err=True)
+        raise SystemExit(1)
     click.echo(f"{store}: OK ({counted(report['shards'], 'shard')}, {counted(report['tokens'], 'token')}, {counted(report['documents'], 'document')})")
     if report["leftovers"]:
         click.echo(f"note: {len(report['leftovers'])} files of an interrupted build are not part of the store: "

@@ -43,9 +43,8 @@ def open_store_file(store: str, path: str, *, limit: int | None = None):
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode) else \
-                "a device or socket"
-            raise CorruptStoreError(f"{path}: is {kind}, not a regular file; the store is damaged (run `mmtok verify`)")
+            raise CorruptStoreError(f"{path}: is {file_kind(info.st_mode)}, not a regular file; "
+                                    "the store is damaged (run `mmtok verify`)")
         if limit is not None and info.st_size > limit:
             raise CorruptStoreError(f"{path}: is {info.st_size:,} bytes, more than the {limit:,} a store allows for it")
         os.set_blocking(fd, True)
@@ -53,6 +52,17 @@ def open_store_file(store: str, path: str, *, limit: int | None = None):
     except BaseException:
         os.close(fd)
         raise
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for messages."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    return "a device or socket"
 
 
 def read_store_file(store: str, path: str, *, limit: int) -> bytes:
