@@ -16,7 +16,7 @@ DOCS_SUFFIX = ".docs.npy"
 TEMP_PREFIX = ".tmp-"
 SHARD_NAME_DIGITS = 6
 # A shard name is 1 to this many ASCII digits (6 written, more once a store passes a million shards).
-SHARD_NAME_MAX_DIGITS = 12
+SHARD_NAME_MAX_DIGITS = 20
 
 # Reader limits of a store: manifest.json and tokenizer.json are read into memory,
 # so their sizes are capped (checked with fstat before reading); every count fits this.

@@ -8,7 +8,6 @@ commit point for readers. Bad input rolls the store back to exactly what it was.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import os
@@ -35,10 +34,10 @@ from ..base.faults import fault_point
 from ..base.version import __version__
 from ..inputs.readers import iter_chunks
 from ..inputs.sources import Source, resolve_source, texts_source
+from .history import forget_stale_journal, recorded_request, request_sha256, write_failure
 from .manifest import (
     JOURNAL_FORMAT,
     atomic_write_bytes,
-    encode_json,
     manifest_sha256,
     read_journal,
     read_manifest,
@@ -108,9 +107,9 @@ def build(
                 remove_journal(path)
                 return Store(path)
             _check_appendable(path, base, tok, append)
-            done = None if again else _recorded(base, request)
+            done = None if again else recorded_request(base, request)
             if done is not None:
-                _forget_stale_journal(path, base)
+                forget_stale_journal(path, base)
                 names = ", ".join(str(entry["path"]) for entry in request["inputs"])
                 note = (f"{path}: nothing appended: the store already holds {names} (unchanged, same settings; "
                         f"its inputs {done['inputs'][0]}..{done['inputs'][1] - 1}); "
@@ -129,45 +128,8 @@ def build(
         except OSError as exc:
             if isinstance(exc, MmtokError):
                 raise
-            raise StoreError(_write_failure(path, exc)) from None
+            raise StoreError(write_failure(path, exc)) from None
         return Store(path)
-
-
-def request_sha256(request: dict) -> str:
-    return hashlib.sha256(encode_json(request)).hexdigest()
-
-
-def _recorded(base: dict, request: dict) -> dict | None:
-    """The history entry of ``base`` that already carried out ``request``, or None.
-
-    Requests that include ``texts=`` have no file identity and are never taken as done.
-    """
-    if any(entry.get("kind") == "texts" for entry in request["inputs"]):
-        return None
-    key = request_sha256(request)
-    return next((entry for entry in base.get("history", []) if entry.get("request_sha256") == key), None)
-
-
-def _forget_stale_journal(path: str, base: dict) -> None:
-    """Drop a journal (and its shard files) that a committed manifest made obsolete.
-
-    That is the window between the manifest's replacement and the journal's
-    removal; a journal of an interrupted build on top of the current manifest
-    (a killed ``again`` append) is kept for its rerun.
-    """
-    journal = read_journal(path)
-    if journal is not None and journal.get("base_manifest_sha256") == manifest_sha256(path):
-        return
-    remove_journal(path)
-    remove_unnamed_files(path, {s["name"] for s in base["shards"]})
-
-
-def _write_failure(path: str, exc: OSError) -> str:
-    where = f" writing {exc.filename}" if exc.filename else ""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (f"{path}: the disk is full ({exc.strerror}){where}; the store is as it was at its last commit: "
-                "free some space and rerun the same command to resume")
-    return f"{path}: cannot write the store ({exc.strerror or exc}){where}; the store is as it was at its last commit"
 
 
 def _sources(inputs, texts, **options) -> list[Source]:
