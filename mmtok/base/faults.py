@@ -22,15 +22,18 @@ FAULT_POINTS = (
     "shard-synced",           # the shard's temporary files are complete and fsynced, not yet renamed
     "shard-renamed",          # the shard has its final name, its folder not yet fsynced
     "journal-written",        # the new build journal is written under its temporary name
-    "journal-replaced",       # the journal was renamed into place
+    "journal-replaced",       # the journal was renamed into place, the folder not yet fsynced
+    "journal-synced",         # the journal's rename is durable
     "tokenizer-written",      # tokenizer.json (new store) written under its temporary name
+    "tokenizer-replaced",
+    "tokenizer-synced",
     "manifest-written",       # the new manifest is written under its temporary name
     "manifest-replaced",      # the manifest was renamed into place (committed), folder not yet fsynced
     "manifest-synced",        # the commit is durable; the journal is still there
-    "journal-removed",        # the journal is gone; the process is about to return
-    "import-section",         # import: a section of the cache was restored into the temporary folder
+    "journal-removed",        # the journal is gone; the build is about to return
+    "import-section",         # import: before each shard of the cache is restored into the temporary folder
     "import-renamed",         # import: the temporary folder was renamed to the destination
-    "export-written",         # export: bytes were written to the temporary cache file
+    "export-written",         # export: the temporary cache file is complete and fsynced
     "export-renamed",         # export: the cache file was renamed into place
     "merge-batch",            # merge: a batch of samples was written into the temporary folder
     "merge-renamed",          # merge: the temporary folder was renamed to the destination
@@ -39,8 +42,14 @@ FAULT_POINTS = (
 _plan: list | None = None
 
 
-def _parse() -> list:
-    spec = os.environ.get(ENV, "")
+def inject(spec: str | None) -> None:
+    """Set the fault plan of this process (as ``MMTOK_FAULT`` would; None or "" clears it). For test harnesses."""
+    global _plan
+    _plan = _parse(spec or "")
+
+
+def _parse(spec: str | None = None) -> list:
+    spec = os.environ.get(ENV, "") if spec is None else spec
     if not spec:
         return []
     parts = spec.split(":")

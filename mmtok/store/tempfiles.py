@@ -93,3 +93,28 @@ def remove_orphans(parent: str, prefix: str) -> list[str]:
         finally:
             os.close(fd)
     return removed
+
+
+def orphan_locks(folder: str, suffix: str) -> list[str]:
+    """Lock files ``X<suffix>`` of ``folder`` whose ``X`` does not exist."""
+    names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    return [os.path.join(folder, n) for n in names
+            if n.endswith(suffix) and not os.path.exists(os.path.join(folder, n[: -len(suffix)]))]
+
+
+def remove_orphan_lock(lock_path: str, suffix: str) -> bool:
+    """Remove a lock file that no process holds and whose ``X`` (the path without ``suffix``) does not exist."""
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.path.exists(lock_path[: -len(suffix)]):
+            return False
+        os.unlink(lock_path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
