@@ -25,14 +25,31 @@ def shard_paths(store: str, name: str) -> tuple[str, str]:
     return base + TOKENS_SUFFIX, base + DOCS_SUFFIX
 
 
+def open_shard_limit() -> int:
+    """Shards mapped at once: ``STORE_MAX_OPEN_SHARDS``, or fewer when the open-file limit is low.
+
+    Two descriptors per shard, and at most a quarter of the process's limit, so
+    that several open stores and the program's own files still fit.
+    """
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return STORE_MAX_OPEN_SHARDS
+    if soft == getattr(resource, "RLIM_INFINITY", -1) or soft <= 0:
+        return STORE_MAX_OPEN_SHARDS
+    return max(4, min(STORE_MAX_OPEN_SHARDS, soft // 8))
+
+
 class ShardMaps:
     """Lazily mapped ``(tokens, docs)`` arrays of the shards of one store snapshot."""
 
     def __init__(self, path: str, shards: list, dtype: np.dtype, eos_id: int, token_starts: np.ndarray,
-                 *, limit: int = STORE_MAX_OPEN_SHARDS):
+                 *, limit: int | None = None):
         self.path, self.shards, self.dtype, self.eos_id = path, shards, dtype, eos_id
         self.token_starts = token_starts
-        self.limit = max(1, limit)
+        self.limit = max(1, limit or open_shard_limit())
         self._open: collections.OrderedDict[tuple[int, int], np.ndarray] = collections.OrderedDict()
         self._checked: set[int] = set()
 
