@@ -62,3 +62,14 @@ def test_heavy_fault_injection_loses_nothing(tmp_path):
     print(tally.table())
     assert tally.failures == [], "\n".join(tally.failures)
     assert len([p for p in fault_inject._counts(fault_inject.STORE_POINTS, [1, 2, 4])]) >= 20
+
+
+def test_a_real_full_disk_on_a_small_tmpfs(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    tally = fault_inject.Tally()
+    corpus = fault_inject.Corpus(str(tmp_path / "corpus"), size=30_000)
+    if not fault_inject.tmpfs_trials(tally, corpus, str(tmp_path / "scratch"), fills=(0,)):
+        pytest.skip("cannot mount a tmpfs here")
+    assert tally.failures == [], "\n".join(tally.failures)
+    assert tally.rows["full disk (real tmpfs), then space freed"][0] == 2

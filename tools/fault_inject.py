@@ -21,6 +21,7 @@ The machine: see tools/README.md.
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import os
@@ -245,7 +246,7 @@ def _counts(points: list[str], counts: list[int]) -> list[str]:
     return out
 
 
-def run(quick: bool, random_kills: int, readers: bool, workdir: str | None = None) -> Tally:
+def run(quick: bool, random_kills: int, readers: bool, workdir: str | None = None, tmpfs: bool = False) -> Tally:
     tally = Tally()
     workdir = workdir or tempfile.mkdtemp(prefix="mmtok-faults-")
     corpus = Corpus(os.path.join(workdir, "corpus"), size=30_000 if quick else 60_000)
@@ -290,6 +291,8 @@ def run(quick: bool, random_kills: int, readers: bool, workdir: str | None = Non
         random_kill_trials(tally, corpus, scratch, random_kills)
     if readers:
         readers_during_appends(tally, corpus, scratch)
+    if tmpfs:
+        tmpfs_trials(tally, corpus, scratch)
     return tally
 
 
@@ -404,13 +407,54 @@ def readers_during_appends(tally, corpus, scratch, appends: int = 8, readers: in
               identical=identical, detail=f"{wrong} wrong reads of {reads}")
 
 
+def tmpfs_trials(tally, corpus, scratch, fills=(0, 20_000, 60_000)) -> bool:  # fill: extra room, so it fails later
+    """A real full disk: build and append on a small tmpfs (root only), then free space and rerun.
+
+    Returns False when no tmpfs can be mounted here (not root, or no permission).
+    """
+    mount = os.path.join(scratch, "tmpfs")
+    os.makedirs(mount, exist_ok=True)
+    tokenizer_bytes = os.path.getsize(os.path.join(corpus.full, "tokenizer.json"))
+    opts = ["--shard-tokens", "4000", "--chunk-bytes", "6000", "--workers", "1", "-q"]
+    for command, base, reference in (
+        (lambda out: _cli("build", corpus.a, corpus.b, "-o", out, *opts), None, snapshot(corpus.full)),
+        (lambda out: _cli("build", corpus.b, "-o", out, "--append", *opts), corpus.base, snapshot(corpus.appended)),
+    ):
+        for fill in fills:
+            used = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(base) for f in fs) if base else tokenizer_bytes
+            size = used + 24 * 1024 + fill  # too small for the whole result: the write stops on ENOSPC
+            if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", mount], capture_output=True).returncode:
+                return False
+            try:
+                out = os.path.join(mount, "x.mmtok")
+                if base:
+                    shutil.copytree(base, out)
+                committed = [corpus.tokens[corpus.base] if base else None]
+                full = subprocess.run(command(out), capture_output=True, text=True)
+                message = full.stderr.strip()
+                lost, unopenable = _state_of_store(out, committed + [corpus.tokens[corpus.full if not base else corpus.appended]])
+                one_line = full.returncode == 1 and "\n" not in message and "disk is full" in message
+                subprocess.run(["mount", "-o", f"remount,size={size + 4 * 1024 * 1024}", mount], check=True)  # space freed
+                again = subprocess.run(command(out), capture_output=True, text=True)
+                identical = again.returncode == 0 and snapshot(out) == reference
+                tally.add("full disk (real tmpfs), then space freed", lost=lost, unopenable=unopenable,
+                          identical=identical and one_line,
+                          detail=f"{'append' if base else 'build'} fill {fill}: exit {full.returncode} {message[:300]}; "
+                                 f"rerun {again.returncode} {again.stderr[-300:]}")
+            finally:
+                gc.collect()  # the checks' stores map files of the mount: unmap them first
+                if subprocess.run(["umount", mount], capture_output=True).returncode:
+                    subprocess.run(["umount", "-l", mount], capture_output=True)
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="the default suite's subset")
     parser.add_argument("--random", type=int, default=6, help="random-moment kills per command (heavy mode)")
     args = parser.parse_args()
     started = time.monotonic()
-    tally = run(args.quick, 0 if args.quick else args.random, readers=not args.quick)
+    tally = run(args.quick, 0 if args.quick else args.random, readers=not args.quick, tmpfs=not args.quick)
     print(tally.table())
     print(f"\n{sum(r[0] for r in tally.rows.values())} trials in {time.monotonic() - started:.0f} s")
     for failure in tally.failures:
