@@ -73,3 +73,12 @@ def test_a_real_full_disk_on_a_small_tmpfs(tmp_path):
         pytest.skip("cannot mount a tmpfs here")
     assert tally.failures == [], "\n".join(tally.failures)
     assert tally.rows["full disk (real tmpfs), then space freed"][0] == 2
+    assert tally.rows["full disk (real tmpfs) in export"][0] == 1
+
+
+def test_readers_during_appends_see_only_committed_data(tmp_path):
+    tally = fault_inject.Tally()
+    corpus = fault_inject.Corpus(str(tmp_path / "corpus"), size=20_000)
+    fault_inject.readers_during_appends(tally, corpus, str(tmp_path / "scratch"), appends=4, readers=2, seconds=3)
+    assert tally.failures == [], "\n".join(tally.failures)
+    assert len(tally.rows) == 1

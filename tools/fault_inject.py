@@ -369,7 +369,7 @@ print(reads, wrong, reopen, seen)
 '''
 
 
-def readers_during_appends(tally, corpus, scratch, appends: int = 8, readers: int = 3) -> None:
+def readers_during_appends(tally, corpus, scratch, appends: int = 8, readers: int = 3, seconds: float = 6) -> None:
     """Several processes read random documents while appends (some killed) commit; every read must be committed data."""
     folder = os.path.join(scratch, "readers")
     shutil.rmtree(folder, ignore_errors=True)
@@ -393,7 +393,8 @@ def readers_during_appends(tally, corpus, scratch, appends: int = 8, readers: in
     np.save(expected, ref.tokens[:])
     np.save(expected.replace(".npy", ".ends.npy"), np.cumsum(ref.documents.lengths()))
     forked(lambda: mmtok.build([corpus.a], out, **SETTINGS))
-    procs = [subprocess.Popen([sys.executable, "-c", READER, out, expected, "6", str(i)], stdout=subprocess.PIPE, text=True)
+    procs = [subprocess.Popen([sys.executable, "-c", READER, out, expected, str(seconds), str(i)], stdout=subprocess.PIPE,
+                              text=True)
              for i in range(readers)]
     for k, part in enumerate(parts):
         if k % 3 == 1:  # every third append is killed once, somewhere in its commit, then rerun
@@ -403,7 +404,7 @@ def readers_during_appends(tally, corpus, scratch, appends: int = 8, readers: in
     wrong = sum(int(r[1]) for r in results)
     reads = sum(int(r[0]) for r in results)
     identical = snapshot(out) == snapshot(reference)
-    tally.add(f"{readers} readers during {appends} appends ({reads:,} reads)", lost=wrong > 0, unopenable=False,
+    tally.add(f"{readers} readers during {appends} appends ({reads:,} reads)", lost=wrong > 0 or reads == 0, unopenable=False,
               identical=identical, detail=f"{wrong} wrong reads of {reads}")
 
 
@@ -442,10 +443,26 @@ def tmpfs_trials(tally, corpus, scratch, fills=(0, 20_000, 60_000)) -> bool:  # 
                           detail=f"{'append' if base else 'build'} fill {fill}: exit {full.returncode} {message[:300]}; "
                                  f"rerun {again.returncode} {again.stderr[-300:]}")
             finally:
-                gc.collect()  # the checks' stores map files of the mount: unmap them first
-                if subprocess.run(["umount", mount], capture_output=True).returncode:
-                    subprocess.run(["umount", "-l", mount], capture_output=True)
+                _umount(mount)
+    # export to a disk with (almost) no room: one line, no temporary file left
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", mount], capture_output=True).returncode:
+        return False
+    try:
+        done = subprocess.run(_cli("export", corpus.full, "-o", os.path.join(mount, "c.gz"), "-q"), capture_output=True, text=True)
+        message = done.stderr.strip()
+        clean = os.listdir(mount) == []
+        tally.add("full disk (real tmpfs) in export", lost=False, unopenable=False,
+                  identical=done.returncode == 1 and "\n" not in message and "No space left" in message and clean,
+                  detail=f"exit {done.returncode} {message[:300]}; left {os.listdir(mount)}")
+    finally:
+        _umount(mount)
     return True
+
+
+def _umount(mount: str) -> None:
+    gc.collect()  # the checks' stores map files of the mount: unmap them first
+    if subprocess.run(["umount", mount], capture_output=True).returncode:
+        subprocess.run(["umount", "-l", mount], capture_output=True)
 
 
 def main() -> None:
