@@ -263,3 +263,15 @@ def test_dev_zero_manifest_costs_bounded_memory(store):
     done = subprocess.run([sys.executable, "-c", code, str(store)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("refused:") and "outside the store" in done.stdout
+
+
+@pytest.mark.parametrize("case", ["shard links to /dev/zero", "shard is a FIFO", "tokenizer.json links to /dev/zero",
+                                  "tokenizer.json is a FIFO", "shards folder symlinked out"])
+def test_export_reads_nothing_outside_the_store(tmp_path, store, case):
+    damage = next(c[1] for c in CASES if c[0] == case)
+    damage(store, tmp_path)
+    out = tmp_path / "out" / "c.gz"
+    result = CliRunner().invoke(main, ["export", str(store), "-o", str(out), "-q"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "outside the store" in result.output or "not a regular file" in result.output
+    assert not out.parent.exists() or os.listdir(out.parent) == []

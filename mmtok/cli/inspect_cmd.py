@@ -56,7 +56,7 @@ def verify_command(store):
     if report["problems"]:
         for problem in report["problems"]:
             click.echo(problem, err=True)
-        click.echo(f"{store}: DAMAGED ({counted(len(report['problems']), 'problem')} in "
+        click.echo(f"{store}: DAMAGED ({counted(len(report['problems']), 'problem')}; a store of "
                    f"{counted(report['shards'], 'shard')}); readers may refuse it or return wrong data", err=True)
         raise SystemExit(1)
     click.echo(f"{store}: OK ({counted(report['shards'], 'shard')}, {counted(report['tokens'], 'token')}, {counted(report['documents'], 'document')})")

@@ -62,9 +62,14 @@ def check_store(path: str, *, on_shard=None) -> dict:
     A manifest that cannot be read at all still raises (nothing else can be checked).
     """
     store = Store(path)
-    problems = _file_kinds(store)
-    problems += _check_tokenizer_file(store)
+    problems = file_problems(store)
+    bad_files = {problem.split(": ", 1)[0] for problem in problems}  # reported once, by kind
+    if os.path.join(store.path, TOKENIZER_FILE) not in bad_files:
+        problems += _check_tokenizer_file(store)
     for i, shard in enumerate(store.shards):
+        if bad_files.intersection(shard_paths(store.path, shard["name"])) or \
+                os.path.join(store.path, SHARDS_DIR) in bad_files:
+            continue
         try:
             _check_shard(store, i, shard)
         except CorruptStoreError as exc:
@@ -114,7 +119,7 @@ def _check_tokenizer_file(store: Store) -> list[str]:
     return []
 
 
-def _file_kinds(store: Store) -> list[str]:
+def file_problems(store: Store) -> list[str]:
     """Every store file or folder that is a symlink leading out of the store, or not a regular file."""
     problems = []
     names = [MANIFEST_FILE, TOKENIZER_FILE, JOURNAL_FILE, SHARDS_DIR]
