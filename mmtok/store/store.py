@@ -92,6 +92,12 @@ class Store:
             self._tokenizer = tokenizer
         return self._tokenizer
 
+    def hf_tokenizer(self, pad_id: int | None = None):
+        """The store's tokenizer as a ``transformers.PreTrainedTokenizerFast`` (offline; eos set, pad = eos or ``pad_id``)."""
+        from .hftokenizer import hf_tokenizer
+
+        return hf_tokenizer(self, pad_id)
+
     def shard_tokens(self, i: int) -> np.ndarray:
         array = self._tokens[i]
         if array is None:
