@@ -4,7 +4,7 @@
 reads one lazily; ``mmtok.TokenDataset`` views one as training samples. See
 FORMAT.md (shipped in this package) for the on-disk format, and README.md
 ("How the code is laid out") for the layers: base, tokenize, inputs, store,
-order, cache, views, cli.
+order, cache, views, cli, torch (``mmtok.torch.Collator``, imports torch lazily).
 """
 
 import importlib as _importlib
@@ -49,7 +49,7 @@ __all__ = [
 # `mmtok.tokenizer.load_tokenizer`) works without importing the submodule first.
 _LAZY = {
     "base": "base", "tokenize": "tokenize", "inputs": "inputs", "store": "store", "order": "order",
-    "cache": "cache", "views": "views", "cli": "cli",
+    "cache": "cache", "views": "views", "cli": "cli", "torch": "torch",
     "tokenizer": "tokenize.tokenizer", "storecache": "views.storecache", "materialize": "views.materialize",
     "exchange": "cache", "sampler": "order.sampler", "errors": "base.errors",
 }

@@ -4,7 +4,8 @@ The rule (Ding et al. 2024, "Fewer Truncations Improve Language Modeling"):
 a document longer than ``block_size`` is first cut into ``block_size`` pieces
 (each a row of its own) and a shorter remainder; the remainders and the short
 documents, longest first (ties in document order), each go into the open row
-with the least room that still fits it, or start a new row. No token is dropped
+with the least room that still fits it (the first opened of equal rooms), or
+starts a new row. No token is dropped
 or repeated: every row is at most ``block_size`` tokens, the rest is padding.
 Finally the rows are put in a random order drawn from ``seed``.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import heapq
 import json
 import os
 import warnings
@@ -56,7 +58,7 @@ def pack_bfd(lengths: np.ndarray, block_size: int, seed: int) -> tuple[np.ndarra
     rest_starts, rest_lengths = doc_start[keep] + full[keep] * block_size, rest[keep]
     order = np.argsort(-rest_lengths, kind="stable")
     bin_of = np.empty(order.shape[0], dtype=np.int64)
-    buckets: dict[int, list[int]] = {}  # room left -> open rows with that room (last opened on top)
+    buckets: dict[int, list[int]] = {}  # room left -> heap of the open rows with that room (first opened on top)
     rooms: list[int] = []  # sorted room values that have open rows
     count = 0
     for j, size in zip(order.tolist(), rest_lengths[order].tolist()):
@@ -64,7 +66,7 @@ def pack_bfd(lengths: np.ndarray, block_size: int, seed: int) -> tuple[np.ndarra
         if at < len(rooms):
             room = rooms[at]
             stack = buckets[room]
-            row = stack.pop()
+            row = heapq.heappop(stack)
             if not stack:
                 del rooms[at], buckets[room]
         else:
@@ -77,7 +79,7 @@ def pack_bfd(lengths: np.ndarray, block_size: int, seed: int) -> tuple[np.ndarra
             if stack is None:
                 stack = buckets[left] = []
                 bisect.insort(rooms, left)
-            stack.append(row)
+            heapq.heappush(stack, row)
     # Pieces of a row in the order they were placed (largest first).
     placed = order[np.argsort(bin_of[order], kind="stable")]
     rows_of_rest = np.bincount(bin_of, minlength=count)
