@@ -5,6 +5,6 @@ can return one without importing upward) and imports torch only when a batch is
 collated; this module is its public name, ``mmtok.torch.Collator``.
 """
 
-from .views.collate import IGNORE_INDEX, Collator, collate
+from ..views.collate import IGNORE_INDEX, Collator, collate
 
 __all__ = ["Collator", "collate", "IGNORE_INDEX"]
