@@ -37,6 +37,7 @@ def decreased(losses: list[float]) -> bool:
     return np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.5
 
 
+@pytest.mark.train
 def test_hf_trainer_with_mmtok_collator(rows_store, tmp_path):
     pytest.importorskip("accelerate")  # Trainer needs it
     ds = TokenDataset.open(rows_store.path, block_size=32)  # bare numpy samples of different lengths
@@ -83,3 +84,34 @@ def test_hf_tokenizer_is_the_stores_own(rows_store):
         assert tokenizer("Hello world")["input_ids"] == [15496, 995]
         assert tokenizer.decode(rows_store.documents[2]) == rows_store.tokenizer.decode(rows_store.documents[2])
     assert TokenDataset.open(rows_store.path, pad_id=0).hf_tokenizer().pad_token_id == 0
+
+
+@pytest.mark.lightning
+def test_lightning_datamodule(rows_store):
+    lightning = pytest.importorskip("lightning")
+    from torch.utils.data import DataLoader
+
+    class Data(lightning.LightningDataModule):
+        def train_dataloader(self):
+            ds = TokenDataset.open(rows_store.path, block_size=32, packing="bfd", output="dict", position_ids=True)
+            return DataLoader(ds, batch_size=4, collate_fn=ds.collator(position_ids=True),
+                              sampler=ds.sampler(seed=0))
+
+    class Model(lightning.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.model, self.losses = tiny_gpt2(rows_store.vocab_size), []
+
+        def training_step(self, batch, _):
+            loss = self.model(**batch).loss
+            self.losses.append(loss.item())
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.AdamW(self.parameters(), lr=1e-2)
+
+    model = Model()
+    trainer = lightning.Trainer(max_steps=12, accelerator="cpu", logger=False, enable_checkpointing=False,
+                                enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=Data())
+    assert len(model.losses) == 12 and decreased(model.losses), model.losses
