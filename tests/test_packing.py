@@ -210,3 +210,16 @@ def test_options_that_do_not_apply_are_refused(docs_store, real_text_file, tmp_p
     bulk = TokenDataset.open(docs_store.path, block_size=64, line_by_line=False)
     with pytest.raises(InputError, match="output='dict', position_ids=True"):
         bulk.collator(position_ids=True)
+
+
+def test_packed_datasets_are_not_merged(docs_store):
+    packed = TokenDataset.open(docs_store.path, block_size=64, packing="bfd")
+    plain = TokenDataset.open(docs_store.path, block_size=64)
+    with pytest.raises(StoreError, match=r"datasets\[1\] .* is packed: merge the unpacked"):
+        mmtok.merge_datasets([plain, packed])
+
+
+def test_a_bad_training_option_is_refused_before_tokenizing(tmp_path):
+    with pytest.raises(InputError, match="output='jax'"):
+        TokenDataset(texts=["a", "b"], store=str(tmp_path / "s.mmtok"), output="jax")
+    assert not (tmp_path / "s.mmtok").exists()

@@ -78,6 +78,7 @@ class TokenDataset:
         for name, value in (("block_size", block_size), ("stride", stride)):
             if value is not None:
                 positive_int(name, value)  # before tokenizing: a typo should not cost a build
+        check_options(output, position_ids, packing, packing_seed, line_by_line=line_by_line is not False)
         tokenizer_args = {"tokenizer": tokenizer, "tokenizer_file": tokenizer_file, "vocab_file": vocab_file,
                           "merges_file": merges_file, "eos_token": eos_token}
         if from_cache:
