@@ -162,5 +162,6 @@ def batch_dict(batch: np.ndarray, lengths: np.ndarray, positions: list | None) -
         pos = np.zeros(batch.shape, dtype=np.int64)
         for r, row in enumerate(positions):
             pos[r, : row.shape[0]] = row
+            pos[r, row.shape[0] :] = np.arange(batch.shape[1] - row.shape[0])  # padding: a segment of its own
         out["position_ids"] = pos
     return out
