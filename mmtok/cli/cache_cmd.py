@@ -6,7 +6,7 @@ import click
 
 from ..base.constants import CACHE_DEFAULT_NAME, DEFAULT_SHARD_TOKENS
 from ..base.errors import MmtokError
-from ..base.progress import ProgressLine, progress_parts, si_units
+from ..base.progress import ProgressLine, counted, progress_parts, si_units
 
 from ..formats import EXPORT_FORMATS as STACK_EXPORTS
 from ..formats import IMPORT_FORMATS as STACK_IMPORTS
@@ -183,8 +183,8 @@ def _export_stack(store, output, fmt, codec, level, threads, no_tokenizer, optio
         progress.close()
     if not quiet:
         how = f", {summary['linked']} to the shards" if summary.get("linked") else ""
-        click.echo(f"{output}: {summary['tokens']:,} tokens, {summary['documents']:,} documents as {fmt} "
-                   f"({len(summary['files'])} file{'s' if len(summary['files']) != 1 else ''}, "
+        click.echo(f"{output}: {counted(summary['tokens'], 'token')}, {counted(summary['documents'], 'document')} "
+                   f"as {fmt} ({counted(len(summary['files']), 'file')}, "
                    f"{_mb(summary['bytes'])} written{how}) in {summary['seconds']:.1f} s "
                    f"({summary['mb_per_s']:,.1f} MB/s)")
 
@@ -208,8 +208,8 @@ def _import_stack(source, output, fmt, tokenizer, eos_token, shard_tokens, optio
                 if appended else "")
         if summary.get("tokenized_from"):
             note = f"; tokenized from column {summary['tokenized_from']!r}"
-        click.echo(f"{output}: {summary['tokens']:,} tokens, {summary['documents']:,} documents, "
-                   f"{summary['shards']} shards from {fmt} (tokenizer {summary['tokenizer']}) in "
+        click.echo(f"{output}: {counted(summary['tokens'], 'token')}, {counted(summary['documents'], 'document')}, "
+                   f"{counted(summary['shards'], 'shard')} from {fmt} (tokenizer {summary['tokenizer']}) in "
                    f"{summary['seconds']:.1f} s ({summary['mb_per_s']:,.1f} MB/s){note}")
 
 

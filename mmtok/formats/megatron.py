@@ -134,7 +134,7 @@ def _export_linked(store, folder: str, code: int, force: bool, progress) -> dict
     except BaseException:
         out.abort()
         raise
-    return {"path": os.path.abspath(folder), "files": [os.path.join(folder, p) for p in prefixes],
+    return {"path": os.path.abspath(folder), "files": [os.path.join(folder, p + ".idx") for p in prefixes],
             "sequences": None, "dtype_code": code, "linked": "+".join(sorted(how)) or "none"}
 
 
