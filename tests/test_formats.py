@@ -289,3 +289,60 @@ def test_options_that_do_not_apply_are_refused(real_store, tmp_path):
     with pytest.raises(ValueError, match="--dtype does not apply"):
         import_format(tmp_path, tmp_path / "y", "megatron", dtype="uint32")
     assert os.listdir(tmp_path) == []
+
+
+def test_cli_round_trip_with_summary_lines(real_store, tmp_path):
+    from click.testing import CliRunner
+
+    from mmtok.cli import main
+
+    runner = CliRunner()
+    out = tmp_path / "olmo"
+    result = runner.invoke(main, ["export", real_store.path, "--format", "olmo", "-o", str(out),
+                                  "--shard-tokens", "4000"])
+    assert result.exit_code == 0, result.output
+    assert f"{real_store.num_tokens:,} tokens" in result.output and "as olmo" in result.output
+    back = tmp_path / "back.mmtok"
+    result = runner.invoke(main, ["import", str(out), "--format", "olmo", "-o", str(back)])
+    assert result.exit_code == 0, result.output
+    assert f"{real_store.num_documents:,} documents" in result.output and "eos appended" not in result.output
+    assert runner.invoke(main, ["verify", str(back)]).exit_code == 0
+    assert same_store(real_store, Store(back))
+    result = runner.invoke(main, ["export", real_store.path, "--format", "nanogpt", "-o", str(tmp_path / "t.bin"),
+                                  "--block-size", "8"])
+    assert result.exit_code == 2 and "--block-size does not apply" in result.output
+
+
+def test_export_of_a_damaged_store_fails_and_leaves_nothing(real_store, tmp_path):
+    import shutil
+
+    from mmtok.base.errors import CorruptStoreError
+
+    copy = tmp_path / "damaged.mmtok"
+    shutil.copytree(real_store.path, copy)
+    shard = copy / "shards" / (real_store.shards[1]["name"] + ".tokens.npy")
+    data = bytearray(shard.read_bytes())
+    data[-3] ^= 1
+    shard.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    out.mkdir()
+    for fmt, target in (("megatron", out / "m"), ("olmo", out / "o"), ("llmc", out / "l"), ("nanogpt", out / "n")):
+        with pytest.raises(CorruptStoreError, match="checksum mismatch"):
+            export_format(Store(copy), target, fmt)
+        assert os.listdir(out) == []
+
+
+def test_parquet_text_column_is_tokenized_like_any_input(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    texts = ["Hello world", "déjà vu <|endoftext|> stays text", "x"]
+    pq.write_table(pa.table({"text": texts, "n": [1, 2, 3]}), tmp_path / "t.parquet")
+    result = import_format(tmp_path / "t.parquet", tmp_path / "t.mmtok", "parquet", text_column="text")
+    store = result["store"]
+    tok = store.tokenizer
+    assert [d.tolist() for d in docs_of(store)] == [tok.encode(t) + [tok.eos_id] for t in texts]
+    assert docs_of(store)[0].tolist() == [15496, 995, tok.eos_id]
+    with pytest.raises(ValueError, match="not text"):
+        import_format(tmp_path / "t.parquet", tmp_path / "u.mmtok", "parquet", text_column="n")
+    assert sorted(os.listdir(tmp_path)) == ["t.mmtok", "t.parquet"]

@@ -78,7 +78,7 @@ def export_megatron(store, output, *, link: bool = False, force: bool = False, p
         for tokens, _ in pieces(store, progress=progress):
             if code == 4 and tokens.shape[0] and int(tokens.max()) > _INT32_MAX:
                 raise FormatError(f"{store.path}: token id {int(tokens.max())} does not fit Megatron's int32")
-            bin_file.write(tokens.astype(dtype, copy=False).tobytes())
+            bin_file.write(memoryview(np.ascontiguousarray(tokens.astype(dtype, copy=False))).cast("B"))
 
         def blocks():
             previous = 0

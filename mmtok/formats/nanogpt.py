@@ -27,7 +27,7 @@ def export_nanogpt(store, output, *, force: bool = False, progress=None) -> dict
     out = TempFile(output)
     try:
         for tokens, _ in pieces(store, progress=progress):
-            out.write(tokens.tobytes())
+            out.write(memoryview(tokens).cast("B"))
         out.commit()
     except BaseException:
         out.abort()
