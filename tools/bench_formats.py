@@ -1,6 +1,6 @@
 """Export and import speed of every other-stack format, against a plain np.memmap copy and the peers' writers.
 
-    python tools/bench_formats.py [--mb 100] [--runs 3] [--link-gb 0] [--workdir /tmp/mmtok-bench-formats]
+    python tools/bench_formats.py [--mb 100] [--runs 3] [--link-gb 0] [--formats megatron,hf,...] [--workdir DIR]
 
 The store is synthetic (random GPT-2 ids, document lengths drawn from a
 log-normal around ~600 tokens, made once through mmtok's store writer and kept
@@ -125,6 +125,8 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=100, help="token bytes of the synthetic store (default 100)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--link-gb", type=float, default=0, help="also time --link export of a store this big")
+    parser.add_argument("--formats", default=",".join(FORMATS),
+                        help="comma-separated formats to time (default all; 'none' for only --link-gb)")
     parser.add_argument("--workdir", default="/tmp/mmtok-bench-formats")
     args = parser.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
@@ -143,7 +145,8 @@ def main() -> None:
         print(f"{name:<34} {seconds:8.2f} {size / 1e6 / seconds:8.0f} {limit / seconds:14.2f}x")
 
     row("np.memmap copy (the limit)", limit)
-    for fmt in FORMATS:
+    chosen = [f for f in args.formats.split(",") if f in FORMATS]
+    for fmt in chosen:
         if fmt in ("hf", "parquet") and not have("pyarrow"):
             print(f"{'export ' + fmt:<34} skipped: pyarrow is not installed")
             continue

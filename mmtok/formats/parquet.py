@@ -27,7 +27,8 @@ def export_parquet(store, output, *, block_size=None, force: bool = False, progr
     schema = schema_for(store, block_size)
     out = TempFile(output)
     try:
-        with pq.ParquetWriter(out.file, schema) as writer:
+        # ids are high-cardinality: dictionary pages only cost time (pyarrow falls back to plain anyway)
+        with pq.ParquetWriter(out.file, schema, use_dictionary=False) as writer:
             for batch in record_batches(store, schema, block_size, progress):
                 writer.write_batch(batch)
         out.commit()
