@@ -68,8 +68,11 @@ def export_llmc(store, output, *, shard_tokens: int = DEFAULT_SHARD_TOKENS, forc
                 f.write(part.tobytes())
                 left -= part.shape[0]
                 remaining -= part.shape[0]
-        if f is not None:
-            _close(f)
+        if f is None:  # an empty store: one empty shard, so that the folder still reads as llm.c data
+            f = open(out.file("train_000000.bin"), "wb")
+            f.write(shard_header(0))
+            files.append("train_000000.bin")
+        _close(f)
         out.commit()
     except BaseException:
         if f is not None:

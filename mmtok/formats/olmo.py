@@ -59,6 +59,10 @@ def export_olmo(store, output, *, shard_tokens: int = DEFAULT_SHARD_TOKENS, forc
                 doc += take - first
                 held += hi - lo
                 lo = hi
+        if data is None:  # an empty store: one empty file and metadata, still readable as OLMo data
+            data = open(out.file("part-00000.npy"), "wb")
+            meta = gzip.GzipFile(out.file("part-00000.csv.gz"), "wb", mtime=0)
+            files.append("part-00000")
         _close(data, meta)
         data = meta = None
         out.commit()

@@ -23,8 +23,12 @@ def refuse_existing(paths, force: bool) -> None:
     if force:
         return
     for path in paths:
-        if os.path.lexists(path):
+        if os.path.lexists(path) and not _empty_folder(path):
             raise StoreExistsError(f"{path}: already exists; choose another output or pass --force to replace it")
+
+
+def _empty_folder(path: str) -> bool:
+    return os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path)
 
 
 class TempFile:
@@ -85,7 +89,7 @@ class TempDir:
         fsync_dir(self.tmp)
         parent = os.path.dirname(self.path)
         old = None
-        if os.path.lexists(self.path):
+        if os.path.lexists(self.path) and not _empty_folder(self.path):  # rename replaces an empty folder
             if not self.force:
                 raise StoreExistsError(f"{self.path}: appeared while exporting; choose another output")
             old = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}old-", dir=parent)

@@ -30,8 +30,6 @@ class StoreWriter:
         if type(shard_tokens) is not int or shard_tokens < 1:
             raise ValueError("shard_tokens must be a positive integer")
         self.destination = os.path.abspath(os.fspath(destination))
-        if os.path.isdir(self.destination) and not os.listdir(self.destination):
-            os.rmdir(self.destination)  # an empty folder counts as free, as for `mmtok import`
         refuse_existing([self.destination], force)
         self.tok = tokenizer
         self.source, self.kind, self.shard_tokens = source, kind, shard_tokens
