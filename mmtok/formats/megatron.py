@@ -116,7 +116,8 @@ def _export_linked(store, folder: str, code: int, force: bool, progress) -> dict
             offset = npy_data_offset(tokens_path, store.dtype.str, shard["tokens"])
             start, stop = int(store.token_starts[i]), int(store.token_starts[i + 1])
             ends = np.asarray(store.shard_docs(i), dtype=np.int64)
-            bounds = np.unique(np.concatenate([[start], ends, [stop]]))
+            tail = [stop] if not ends.shape[0] or int(ends[-1]) < stop else []  # ends strictly increase
+            bounds = np.concatenate([[start], ends, tail]).astype(np.int64)
             name = shard["name"]
             how.add(_link(os.path.abspath(tokens_path), out.file(name + ".bin")))
             with open(out.file(name + ".idx"), "wb") as f:
