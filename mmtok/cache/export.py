@@ -45,7 +45,10 @@ from .compression import (
 )
 from .container import CacheWriter, human_bytes
 
-EXPORT_FORMATS = ("mmtok", "aitextgen", "aitextgen-msgpack")
+from ..formats import EXPORT_FORMATS as _STACK_FORMATS
+from ..formats import export_format
+
+EXPORT_FORMATS = ("mmtok", "aitextgen", "aitextgen-msgpack", *_STACK_FORMATS)
 _LEGACY_KIND = {"aitextgen": "aitextgen-npy", "aitextgen-msgpack": "aitextgen-msgpack"}
 
 
@@ -61,6 +64,7 @@ def export_store(
     include_tokenizer: bool = True,
     chunk_bytes: int = CACHE_CHUNK_BYTES,
     progress: Progress | None = None,
+    **format_options,
 ) -> dict:
     """Write ``store`` (a :class:`Store` or a store path) to the cache file ``destination``.
 
@@ -75,8 +79,18 @@ def export_store(
     (zstd; default all cores, same bytes whatever the count) tune it. The file is written under a temporary name and renamed at the end.
     Returns a summary: tokens, documents, shards, raw_bytes (uncompressed
     stream), bytes (file), ratio, seconds, mb_per_s (uncompressed MB/s).
+
+    Other stacks' formats ("megatron", "hf", "parquet", "nanogpt", "llmc",
+    "olmo", "litdata") go to :func:`mmtok.formats.export_format`, which takes
+    ``format_options`` (``link``, ``block_size``, ``shard_tokens``, ``force``).
     """
     started = time.monotonic()
+    if format in _STACK_FORMATS:
+        if codec is not None or level is not None or threads is not None or view is not None:
+            raise ValueError(f"codec, level, threads and view apply to the mmtok cache, not --format {format}")
+        return export_format(store, destination, format, progress=progress, **format_options)
+    if format_options:
+        raise ValueError(f"{', '.join(sorted(format_options))} apply to other stacks' formats, not {format!r}")
     if format not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, not {format!r}")
     codec = codec or codec_from_name(destination)

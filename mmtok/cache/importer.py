@@ -64,6 +64,8 @@ def import_cache(
     eos_token: str | None = None,
     shard_tokens: int = DEFAULT_SHARD_TOKENS,
     progress: Progress | None = None,
+    format: str | None = None,
+    **format_options,
 ) -> ImportResult:
     """Rebuild a store at ``destination`` from the cache file ``source``; return ``(store, view_settings)``.
 
@@ -79,7 +81,19 @@ def import_cache(
     in a temporary folder next to it and renamed into place once every shard
     has been checked; on any error nothing is left behind. The result unpacks
     as ``store, view = import_cache(...)`` and carries ``.summary``.
+
+    ``format`` names another stack's format ("megatron", "hf", "parquet",
+    "nanogpt", "llmc", "olmo"): :func:`mmtok.formats.import_format` reads it,
+    with ``format_options`` (``dtype``, ``column``, ``text_column``, ``force``).
     """
+    if format not in (None, "mmtok", "aitextgen", "aitextgen-msgpack"):
+        from ..formats import import_format
+
+        summary = import_format(source, destination, format, tokenizer=tokenizer, eos_token=eos_token,
+                                shard_tokens=shard_tokens, progress=progress, **format_options)
+        return ImportResult(summary.pop("store"), {}, summary)
+    if format_options:
+        raise ValueError(f"{', '.join(sorted(format_options))} apply to other stacks' formats, not to caches")
     started = time.monotonic()
     source = os.fspath(source)
     destination = os.path.abspath(os.fspath(destination))
