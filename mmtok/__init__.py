@@ -21,12 +21,14 @@ from .base.errors import (
     TokenizerMismatchError,
 )
 from .base.version import __version__
-from .store import Store, build
+from .store import Store, build, build_partition, commit
 from .store import open_store as open
 from .views import TokenDataset, blend, merge_datasets
 
 __all__ = [
     "build",
+    "build_partition",
+    "commit",
     "open",
     "Store",
     "TokenDataset",
