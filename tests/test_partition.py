@@ -18,6 +18,7 @@ import time
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from storetools import snapshot
 
 import mmtok
 from mmtok.base.errors import StoreError, StoreExistsError, TokenizerMismatchError
@@ -26,7 +27,6 @@ from mmtok.inputs.sources import resolve_source
 from mmtok.inputs.split import split_sources
 from mmtok.store.verify import verify_store
 from mmtok.tokenize.tokenizer import default_tokenizer
-from storetools import snapshot
 
 SMALL = {"shard_tokens": 3000, "chunk_bytes": 8192}
 

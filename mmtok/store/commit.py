@@ -35,30 +35,83 @@ from ..base.constants import (
 )
 from ..base.errors import StoreError, StoreExistsError, TokenizerMismatchError
 from ..base.version import __version__
+from ..remote.urls import is_remote
+from .atomicfile import write_synced
 from .build import _locked
 from .manifest import atomic_write_bytes, fsync_dir, read_manifest, write_manifest
-from .npyfile import NpyStreamWriter, open_npy
+from .npyfile import npy_header, open_npy
 from .partition import MAX_PARTITIONS
 from .store import Store, shard_paths
 from .writer import remove_unnamed_files, shard_name
 
-__all__ = ["commit", "scan_partitions"]
+__all__ = ["LocalPartitions", "commit", "scan_partitions", "shifted_docs"]
 
 
-def scan_partitions(root: str) -> tuple[dict[int, dict], list[int]]:
-    """``({id: manifest} of finished partitions, [ids of partitions started but not finished])``."""
-    folder = os.path.join(os.fspath(root), PARTITIONS_DIR)
-    finished, unfinished = {}, []
-    entries = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-    for entry in entries:
-        if not (len(entry) == PARTITION_NAME_DIGITS and entry.isascii() and entry.isdigit()):
-            continue  # not a partition (a temporary file)
-        path = os.path.join(folder, entry)
-        if os.path.exists(os.path.join(path, MANIFEST_FILE)):
-            finished[int(entry)] = read_manifest(path)
-        else:
-            unfinished.append(int(entry))
-    return finished, unfinished
+class LocalPartitions:
+    """The partitions of a store folder on a filesystem: tokens are hard-linked into the store."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.shas: dict[int, str] = {}
+
+    def scan(self) -> tuple[dict[int, dict], list[int]]:
+        """``({id: manifest} of finished partitions, [ids of partitions started but not finished])``."""
+        folder = os.path.join(self.root, PARTITIONS_DIR)
+        finished, unfinished = {}, []
+        for entry in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            if not (len(entry) == PARTITION_NAME_DIGITS and entry.isascii() and entry.isdigit()):
+                continue  # not a partition (a temporary file)
+            path = os.path.join(folder, entry)
+            if os.path.exists(os.path.join(path, MANIFEST_FILE)):
+                finished[int(entry)] = read_manifest(path)
+                with open(os.path.join(path, MANIFEST_FILE), "rb") as f:
+                    self.shas[int(entry)] = hashlib.sha256(f.read()).hexdigest()
+            else:
+                unfinished.append(int(entry))
+        return finished, unfinished
+
+    def committed(self) -> dict | None:
+        return read_manifest(self.root) if os.path.exists(os.path.join(self.root, MANIFEST_FILE)) else None
+
+    def _dir(self, pid: int) -> str:
+        return os.path.join(self.root, PARTITIONS_DIR, str(pid).zfill(PARTITION_NAME_DIGITS))
+
+    def read_docs(self, pid: int, shard: dict) -> np.ndarray:
+        return open_npy(shard_paths(self._dir(pid), shard["name"])[1], dtype=DOCS_DTYPE, length=shard["documents"])
+
+    def begin(self, pid: int) -> None:
+        with open(os.path.join(self._dir(pid), TOKENIZER_FILE), "rb") as f:
+            atomic_write_bytes(os.path.join(self.root, TOKENIZER_FILE), f.read())
+        os.makedirs(os.path.join(self.root, SHARDS_DIR), exist_ok=True)
+        remove_unnamed_files(self.root, set())  # leftovers of an earlier commit that stopped half-way
+
+    def place_tokens(self, pid: int, shard: dict, name: str, itemsize: int) -> None:
+        src = shard_paths(self._dir(pid), shard["name"])[0]
+        _check_size(src, shard["tokens"] * itemsize)
+        _link(src, shard_paths(self.root, name)[0])
+
+    def write_docs(self, name: str, data: bytes) -> None:
+        path = shard_paths(self.root, name)[1]
+        tmp = os.path.join(os.path.dirname(path), TEMP_PREFIX + os.path.basename(path))
+        write_synced(tmp, data)
+        os.replace(tmp, path)
+
+    def finish(self, manifest: dict) -> None:
+        fsync_dir(os.path.join(self.root, SHARDS_DIR))
+        write_manifest(self.root, manifest)
+        self.remove_partitions()
+
+    def remove_partitions(self) -> None:
+        shutil.rmtree(os.path.join(self.root, PARTITIONS_DIR), ignore_errors=True)
+        fsync_dir(self.root)
+
+    def open(self) -> Store:
+        return Store(self.root)
+
+
+def scan_partitions(root) -> tuple[dict[int, dict], list[int]]:
+    """``({id: manifest} of finished partitions, [ids started but not finished])`` of a local root."""
+    return LocalPartitions(os.fspath(root)).scan()
 
 
 def commit(root, *, expect: int | None = None, allow_missing: bool = False) -> Store:
@@ -70,42 +123,49 @@ def commit(root, *, expect: int | None = None, allow_missing: bool = False) -> S
     ``allow_missing=True``: then the store holds the finished partitions only
     and its manifest lists the missing ones under ``build.missing_partitions``.
     Committing again after a successful commit returns the store unchanged.
+    ``root`` may be an object-storage URL (``s3://...``): there token files are
+    copied server-side (no bytes through this machine) instead of hard-linked.
     """
     root = os.fspath(root)
     if expect is not None and (isinstance(expect, bool) or not isinstance(expect, int)
                                or not 1 <= expect <= MAX_PARTITIONS):
         raise ValueError(f"expect must be the number of partitions, from 1 to {MAX_PARTITIONS}, got {expect!r}")
+    if is_remote(root):
+        from .remote_partitions import RemotePartitions
+
+        return _commit(RemotePartitions(root), root, expect, allow_missing)
     if not os.path.isdir(root):
         raise StoreError(f"{root}: no such folder; build partitions into it first (mmtok build --rank/--world-size, "
                          "or mmtok.build_partition)")
     with _locked(root):
-        finished, unfinished = scan_partitions(root)
-        if os.path.exists(os.path.join(root, MANIFEST_FILE)):
-            return _already_committed(root, finished)
-        missing = _check_complete(root, finished, unfinished, expect, allow_missing)
-        ids = sorted(finished)
-        _check_alike(root, finished, ids)
-        _check_ends(root, finished, ids)
-        manifest = _write_store(root, finished, ids, missing)
-        write_manifest(root, manifest)
-        shutil.rmtree(os.path.join(root, PARTITIONS_DIR), ignore_errors=True)
-        fsync_dir(root)
-    return Store(root)
+        return _commit(LocalPartitions(root), root, expect, allow_missing)
 
 
-def _already_committed(root: str, finished: dict[int, dict]) -> Store:
-    manifest = read_manifest(root)
+def _commit(backend, root: str, expect, allow_missing) -> Store:
+    finished, unfinished = backend.scan()
+    committed = backend.committed()
+    if committed is not None:
+        return _already_committed(backend, root, committed, finished)
+    missing = _check_complete(root, finished, unfinished, expect, allow_missing)
+    ids = sorted(finished)
+    _check_alike(root, finished, ids)
+    _check_ends(backend, root, finished, ids)
+    backend.finish(_write_store(backend, finished, ids, missing))
+    return backend.open()
+
+
+def _already_committed(backend, root: str, manifest: dict, finished: dict[int, dict]) -> Store:
     recorded = manifest.get("build", {}).get("partitions")
     if recorded is None:
         raise StoreExistsError(f"{root}: already a store that was not made by commit; "
                                "build the partitions into a new folder")
     known = {entry["id"]: entry["manifest_sha256"] for entry in recorded}
-    new = [pid for pid in finished if known.get(pid) != _manifest_sha(root, pid)]
+    new = [pid for pid in finished if known.get(pid) != backend.shas[pid]]
     if new:
         raise StoreExistsError(f"{root}: already committed; partition(s) {_ids(new)} were built after the "
                                "commit. A committed store takes no more partitions: build into a new folder")
-    shutil.rmtree(os.path.join(root, PARTITIONS_DIR), ignore_errors=True)  # an earlier commit stopped before this
-    return Store(root)
+    backend.remove_partitions()  # an earlier commit stopped before this
+    return backend.open()
 
 
 def _ids(ids) -> str:
@@ -158,32 +218,28 @@ def _check_alike(root, finished, ids) -> None:
                              f"{ids[0]} with {first.get('build')}; rebuild the odd partition with the same settings")
 
 
-def _partition_dir(root: str, pid: int) -> str:
-    return os.path.join(root, PARTITIONS_DIR, str(pid).zfill(PARTITION_NAME_DIGITS))
-
-
-def _manifest_sha(root: str, pid: int) -> str:
-    with open(os.path.join(_partition_dir(root, pid), MANIFEST_FILE), "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def _last_end(path: str, manifest: dict) -> int:
+def _last_end(backend, pid: int, manifest: dict) -> int:
     """The partition-relative end of its last finished document (0 if none)."""
     for shard in reversed(manifest["shards"]):
         if shard["documents"]:
-            docs = open_npy(shard_paths(path, shard["name"])[1], dtype=DOCS_DTYPE, length=shard["documents"])
-            return int(docs[-1])
+            return int(backend.read_docs(pid, shard)[-1])
     return 0
 
 
-def _check_ends(root, finished, ids) -> None:
+def _check_ends(backend, root, finished, ids) -> None:
     """A partition whose last document continues in the next one needs that next one."""
     for pid in ids:
         manifest = finished[pid]
-        if manifest["num_tokens"] and (pid + 1 not in finished):
-            if _last_end(_partition_dir(root, pid), manifest) != manifest["num_tokens"]:
-                raise StoreError(f"{root}: partition {pid} ends inside a document that partition {pid + 1} "
-                                 f"continues, and partition {pid + 1} is not finished; build it before committing")
+        if (manifest["num_tokens"] and pid + 1 not in finished
+                and _last_end(backend, pid, manifest) != manifest["num_tokens"]):
+            raise StoreError(f"{root}: partition {pid} ends inside a document that partition {pid + 1} "
+                             f"continues, and partition {pid + 1} is not finished; build it before committing")
+
+
+def shifted_docs(docs: np.ndarray, offset: int) -> bytes:
+    """The bytes of a ``.docs.npy`` file holding ``docs + offset`` (the store's own header layout)."""
+    data = (np.asarray(docs, dtype=np.int64) + offset).astype(DOCS_DTYPE)
+    return npy_header(DOCS_DTYPE, data.shape[0]) + data.tobytes()
 
 
 def _link(src: str, dst: str) -> None:
@@ -202,38 +258,29 @@ def _link(src: str, dst: str) -> None:
     os.replace(tmp, dst)
 
 
-def _write_store(root: str, finished: dict[int, dict], ids: list[int], missing: list[int]) -> dict:
+def _write_store(backend, finished: dict[int, dict], ids: list[int], missing: list[int]) -> dict:
+    """Put every partition shard in place under its store-wide name; return the store's manifest."""
     first = finished[ids[0]]
-    with open(os.path.join(_partition_dir(root, ids[0]), TOKENIZER_FILE), "rb") as f:
-        atomic_write_bytes(os.path.join(root, TOKENIZER_FILE), f.read())
-    folder = os.path.join(root, SHARDS_DIR)
-    os.makedirs(folder, exist_ok=True)
-    remove_unnamed_files(root, set())  # leftovers of an earlier commit that stopped half-way
+    itemsize = np.dtype(first["dtype"]).itemsize
+    backend.begin(ids[0])
     shards, inputs, record = [], [], []
     token_offset = doc_offset = 0
     for pid in ids:
-        manifest, path = finished[pid], _partition_dir(root, pid)
+        manifest = finished[pid]
         for entry in manifest["inputs"]:
             inputs.append({**entry, "partition": pid, "first_token": entry["first_token"] + token_offset,
                            "first_document": entry["first_document"] + doc_offset})
         for shard in manifest["shards"]:
             name = shard_name(len(shards))
-            src_tokens, src_docs = shard_paths(path, shard["name"])
-            dst_tokens, dst_docs = shard_paths(root, name)
-            _check_size(src_tokens, shard["tokens"] * np.dtype(manifest["dtype"]).itemsize)
-            _link(src_tokens, dst_tokens)
-            docs = open_npy(src_docs, dtype=DOCS_DTYPE, length=shard["documents"])
-            writer = NpyStreamWriter(os.path.join(folder, TEMP_PREFIX + name + ".docs.npy"), DOCS_DTYPE)
-            writer.write(np.asarray(docs, dtype=np.int64) + token_offset)
-            docs_sha = writer.close()
-            os.replace(writer.path, dst_docs)
+            backend.place_tokens(pid, shard, name, itemsize)
+            docs = shifted_docs(backend.read_docs(pid, shard), token_offset)
+            backend.write_docs(name, docs)
             shards.append({"name": name, "tokens": shard["tokens"], "documents": shard["documents"],
-                           "tokens_sha256": shard["tokens_sha256"], "docs_sha256": docs_sha})
-        record.append({"id": pid, "manifest_sha256": _manifest_sha(root, pid),
+                           "tokens_sha256": shard["tokens_sha256"], "docs_sha256": hashlib.sha256(docs).hexdigest()})
+        record.append({"id": pid, "manifest_sha256": backend.shas[pid],
                        "tokens": manifest["num_tokens"], "documents": manifest["num_documents"]})
         token_offset += manifest["num_tokens"]
         doc_offset += manifest["num_documents"]
-    fsync_dir(folder)
     build = dict(first.get("build", {}), partitions=record)
     if missing:
         build["missing_partitions"] = missing

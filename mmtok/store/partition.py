@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..base.constants import (
     DEFAULT_CHUNK_BYTES,
@@ -35,7 +35,7 @@ from .build import _sources, build, tokenizer_entry
 from .manifest import atomic_write_bytes, fsync_dir, read_manifest, write_manifest
 from .writer import is_store_folder
 
-__all__ = ["build_partition", "partition_path", "MAX_PARTITIONS"]
+__all__ = ["MAX_PARTITIONS", "build_partition", "partition_path"]
 
 MAX_PARTITIONS = 10**PARTITION_NAME_DIGITS
 
