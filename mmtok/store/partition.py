@@ -31,6 +31,7 @@ from ..base.constants import (
 from ..base.errors import StoreError, StoreExistsError
 from ..base.version import __version__
 from ..inputs.sources import Source
+from ..remote.urls import is_remote
 from .build import _sources, build, tokenizer_entry
 from .manifest import atomic_write_bytes, fsync_dir, read_manifest, write_manifest
 from .writer import is_store_folder
@@ -82,6 +83,12 @@ def build_partition(
     if options.get("append"):
         raise ValueError("build_partition() does not append: each partition holds one split of the inputs")
     root = os.fspath(root)
+    if is_remote(root):  # built in a local staging folder, then uploaded with its manifest last
+        from .remote_partitions import build_remote_partition
+
+        return build_remote_partition(build_partition, inputs, root, partition_id, texts=texts, tokenizer=tokenizer,
+                                      eos_token=eos_token, engine=engine, shard_tokens=shard_tokens,
+                                      chunk_bytes=chunk_bytes, **options)
     _prepare_root(root)
     path = partition_path(root, partition_id)
     tok = load_tokenizer(tokenizer, eos_token=eos_token, engine=engine)
@@ -89,9 +96,9 @@ def build_partition(
         inputs = list(inputs)
     empty = texts is None and (inputs is None or inputs == [])
     settings = {"shard_tokens": shard_tokens, "chunk_bytes": chunk_bytes}
-    if os.path.exists(os.path.join(path, MANIFEST_FILE)):
-        if empty or texts is not None or not _finished_same(path, inputs, tok, settings, options):
-            _remove_partition(path)  # a retry with other (or uncomparable) inputs overwrites
+    if os.path.exists(os.path.join(path, MANIFEST_FILE)) and (
+            empty or texts is not None or not _finished_same(path, inputs, tok, settings, options)):
+        _remove_partition(path)  # a retry with other (or uncomparable) inputs overwrites
     if empty:
         _write_empty_partition(path, tok, settings)
         return {"partition_id": partition_id, "path": path, "tokens": 0, "documents": 0}
