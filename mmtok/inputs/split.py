@@ -21,16 +21,33 @@ computes the same split on its own, with no communication. A part may be empty
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 
 from ..base.errors import InputError
 from ..tokenize.cutpoints import check_rules, find_cut
-from .sources import Source, Span
+from .sources import Source, Span, resolve_source
 
-__all__ = ["split_sources"]
+__all__ = ["split_sources", "split_inputs"]
 
 _READ = 1 << 20
+
+
+def split_inputs(inputs, world_size: int, *, tokenizer=None, line_by_line=None, column=None, field: str = "text",
+                 header: bool = True) -> list[list[Source]]:
+    """The ``world_size`` deterministic splits of the input files ``inputs`` (exported as ``mmtok.split_inputs``).
+
+    Give split ``i`` to ``mmtok.build_partition(split, root, i, tokenizer=...)``
+    (with the same tokenizer: its cut rules decide where a bulk text may be
+    cut), from any engine; ``mmtok.commit(root, expect=world_size)`` then joins them.
+    """
+    from ..tokenize.tokenizer import load_tokenizer
+
+    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    sources = [path if isinstance(path, Source) else resolve_source(
+        path, line_by_line=line_by_line, column=column, field=field, header=header) for path in paths]
+    return split_sources(sources, world_size, cut_rules=load_tokenizer(tokenizer).cut_rules)
 
 
 def split_sources(sources: list[Source], world_size: int, *, cut_rules) -> list[list[Source]]:

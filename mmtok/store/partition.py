@@ -14,6 +14,7 @@ second copy. :func:`mmtok.store.commit.commit` joins the partitions.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from collections.abc import Iterable
@@ -94,6 +95,8 @@ def build_partition(
     tok = load_tokenizer(tokenizer, eos_token=eos_token, engine=engine)
     if inputs is not None and not isinstance(inputs, (str, os.PathLike, Source)):
         inputs = list(inputs)
+    if texts is not None and not isinstance(texts, (str, bytes)):
+        texts = _none_if_empty(texts)  # an engine's empty partition (no rows) is an empty partition
     empty = texts is None and (inputs is None or inputs == [])
     settings = {"shard_tokens": shard_tokens, "chunk_bytes": chunk_bytes}
     if os.path.exists(os.path.join(path, MANIFEST_FILE)) and (
@@ -106,6 +109,15 @@ def build_partition(
     store = build(inputs, path, texts=texts, tokenizer=tok, shard_tokens=shard_tokens, chunk_bytes=chunk_bytes,
                   **source_options, **options)
     return {"partition_id": partition_id, "path": path, "tokens": store.num_tokens, "documents": store.num_documents}
+
+
+def _none_if_empty(texts):
+    iterator = iter(texts)
+    first = next(iterator, _NOTHING)
+    return None if first is _NOTHING else itertools.chain([first], iterator)
+
+
+_NOTHING = object()
 
 
 def _prepare_root(root: str) -> None:
