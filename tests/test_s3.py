@@ -140,3 +140,19 @@ def test_a_damaged_download_is_refused_and_not_cached(endpoint, local, tmp_path,
         store.shard_tokens(1)
     cached = os.listdir(tmp_path / "cache" / "objects")
     assert local.shards[1]["tokens_sha256"] not in cached and not [n for n in cached if n.startswith(".tmp-")]
+
+
+def test_export_and_import_through_s3(endpoint, local, tmp_path, monkeypatch):
+    from mmtok.cache import export_store, import_cache
+    from storetools import snapshot
+
+    monkeypatch.setenv("MMTOK_REMOTE_CACHE", str(tmp_path / "cache"))
+    summary = export_store(local, "s3://corpora/exports/docs.tar.gz")
+    assert summary["path"] == "s3://corpora/exports/docs.tar.gz" and summary["tokens"] == local.num_tokens
+    store, _ = import_cache("s3://corpora/exports/docs.tar.gz", tmp_path / "back.mmtok")
+    assert snapshot(store.path) == snapshot(local.path)  # byte for byte
+    remote_store, _ = import_cache("s3://corpora/exports/docs.tar.gz", "s3://corpora/imported.mmtok")
+    assert remote_store.path == "s3://corpora/imported.mmtok"
+    assert np.array_equal(mmtok.open("s3://corpora/imported.mmtok").tokens[:], local.tokens[:])
+    with pytest.raises(mmtok.StoreExistsError):
+        import_cache("s3://corpora/exports/docs.tar.gz", "s3://corpora/imported.mmtok")

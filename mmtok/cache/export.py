@@ -31,6 +31,7 @@ from ..base.constants import (
 )
 from ..base.errors import CacheError, CorruptStoreError, MmtokError, StoreError
 from ..base.version import __version__
+from ..remote.urls import is_remote
 from ..store.atomicfile import AtomicFile
 from ..store.manifest import encode_json
 from ..store.npyfile import read_npy_header
@@ -76,6 +77,12 @@ def export_store(
     Returns a summary: tokens, documents, shards, raw_bytes (uncompressed
     stream), bytes (file), ratio, seconds, mb_per_s (uncompressed MB/s).
     """
+    if is_remote(os.fspath(destination)):  # written locally, then uploaded whole
+        from .remote_io import export_to_remote
+
+        return export_to_remote(export_store, store, os.fspath(destination), format=format, codec=codec or
+                                codec_from_name(destination), level=level, threads=threads, view=view,
+                                include_tokenizer=include_tokenizer, chunk_bytes=chunk_bytes, progress=progress)
     started = time.monotonic()
     if format not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, not {format!r}")

@@ -16,6 +16,7 @@ import time
 
 from ..base.constants import DEFAULT_SHARD_TOKENS, SHARDS_DIR, TEMP_PREFIX
 from ..base.errors import CacheError, MmtokError, StoreError, StoreExistsError
+from ..remote.urls import is_remote
 from ..store.atomicfile import current_umask
 from ..store.manifest import fsync_dir
 from ..store.store import Store
@@ -80,6 +81,11 @@ def import_cache(
     has been checked; on any error nothing is left behind. The result unpacks
     as ``store, view = import_cache(...)`` and carries ``.summary``.
     """
+    if is_remote(os.fspath(source)) or is_remote(os.fspath(destination)):  # through local temporary files
+        from .remote_io import import_remote
+
+        return import_remote(import_cache, os.fspath(source), os.fspath(destination), tokenizer=tokenizer,
+                             eos_token=eos_token, shard_tokens=shard_tokens, progress=progress)
     started = time.monotonic()
     source = os.fspath(source)
     destination = os.path.abspath(os.fspath(destination))
