@@ -12,8 +12,6 @@ import os
 import numpy as np
 import pytest
 
-import mmtok
-
 pytestmark = pytest.mark.ray
 for _name, _value in (("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"), ("RAY_USAGE_STATS_ENABLED", "0"),
                       ("RAY_AUTH_MODE", "disabled")):

@@ -80,7 +80,7 @@ def test_partitions_committed_on_s3_equal_the_local_build(remote, local, tmp_pat
     fs, path = filesystem(remote)
     assert not fs.exists(path + "/partitions")
     assert np.array_equal(store.tokens[:], local.tokens[:])
-    ends = lambda s: np.concatenate([s.shard_docs(i) for i in range(len(s.shards))])  # noqa: E731
+    ends = lambda s: np.concatenate([s.shard_docs(i) for i in range(len(s.shards))])
     assert np.array_equal(ends(store), ends(local))
     assert mmtok.commit(remote).num_tokens == store.num_tokens  # committing again changes nothing
     data = mmtok.TokenDataset.open(remote, block_size=128)
@@ -143,8 +143,9 @@ def test_a_damaged_download_is_refused_and_not_cached(endpoint, local, tmp_path,
 
 
 def test_export_and_import_through_s3(endpoint, local, tmp_path, monkeypatch):
-    from mmtok.cache import export_store, import_cache
     from storetools import snapshot
+
+    from mmtok.cache import export_store, import_cache
 
     monkeypatch.setenv("MMTOK_REMOTE_CACHE", str(tmp_path / "cache"))
     summary = export_store(local, "s3://corpora/exports/docs.tar.gz")
