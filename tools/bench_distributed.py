@@ -73,6 +73,7 @@ def bench_build(args, work, text, size):
         from mmtok.ray import build as ray_build
 
         ray_init = timed(lambda: ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False))
+        shutil.rmtree(os.path.join(work, "warm.mmtok"), ignore_errors=True)
         ray_build([text], os.path.join(work, "warm.mmtok"), num_partitions=cores)  # start the workers
     for _ in range(args.runs):  # interleaved, so load changes hit every candidate
         out = os.path.join(work, "inproc.mmtok")
