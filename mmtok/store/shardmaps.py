@@ -46,9 +46,12 @@ class ShardMaps:
     """Lazily mapped ``(tokens, docs)`` arrays of the shards of one store snapshot."""
 
     def __init__(self, path: str, shards: list, dtype: np.dtype, eos_id: int, token_starts: np.ndarray,
-                 *, limit: int | None = None):
+                 *, opener=None, on_unmap=None, limit: int | None = None):
+        """``opener(i, which)`` maps file ``which`` (0 tokens, 1 docs) of shard ``i`` (default: the local
+        store's file, checked by ``open_npy``); ``on_unmap(i)`` is told when shard ``i``'s map is dropped."""
         self.path, self.shards, self.dtype, self.eos_id = path, shards, dtype, eos_id
         self.token_starts = token_starts
+        self._opener, self._on_unmap = opener or self._open_local, on_unmap
         self.limit = max(1, limit or open_shard_limit())
         self._open: collections.OrderedDict[tuple[int, int], np.ndarray] = collections.OrderedDict()
         self._checked: set[int] = set()
@@ -69,16 +72,20 @@ class ShardMaps:
         if array is not None:
             self._open.move_to_end(key)
             return array
+        array = self._opener(i, which)
+        self._open[key] = array
+        while len(self._open) > 2 * self.limit:
+            (shard, _), _ = self._open.popitem(last=False)  # unmapped once no view of it is left
+            if self._on_unmap is not None:
+                self._on_unmap(shard)
+        return array
+
+    def _open_local(self, i: int, which: int) -> np.ndarray:
         shard = self.shards[i]
         file = shard_paths(self.path, shard["name"])[which]
         if which == 0:
-            array = open_npy(file, dtype=self.dtype.str, length=shard["tokens"], store=self.path)
-        else:
-            array = open_npy(file, dtype=DOCS_DTYPE, length=shard["documents"], store=self.path)
-        self._open[key] = array
-        while len(self._open) > 2 * self.limit:
-            self._open.popitem(last=False)  # unmapped once no view of it is left
-        return array
+            return open_npy(file, dtype=self.dtype.str, length=shard["tokens"], store=self.path)
+        return open_npy(file, dtype=DOCS_DTYPE, length=shard["documents"], store=self.path)
 
     def _check_docs(self, i: int, docs: np.ndarray) -> None:
         if not docs.shape[0]:

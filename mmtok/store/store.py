@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 
-from ..base.constants import STORE_MAX_TOKENIZER_BYTES, TOKENIZER_FILE
-from ..base.errors import CorruptStoreError
-from .manifest import read_manifest
+from ..base.constants import (
+    DOCS_DTYPE,
+    DOCS_SUFFIX,
+    MANIFEST_FILE,
+    SHARDS_DIR,
+    STORE_MAX_TOKENIZER_BYTES,
+    TOKENIZER_FILE,
+    TOKENS_SUFFIX,
+)
+from ..base.errors import CorruptStoreError, StoreError
+from ..remote.urls import is_remote
+from .manifest import check_manifest, read_manifest
+from .npyfile import open_npy
 from .safefile import read_store_file
 from .shardmaps import ShardMaps, shard_paths
 
-__all__ = ["Store", "open_store", "shard_paths"]
+__all__ = ["Store", "open_store", "shard_paths", "read_remote_manifest"]
 
 
 class Store:
@@ -23,9 +34,20 @@ class Store:
     same data in another process even if the store has grown since.
     """
 
+    #: A store on object storage keeps at most this many shards memory-mapped (from its local
+    #: cache, see mmtok/remote/cache.py), so evicted cache files are unmapped and freed.
+    max_remote_maps = 4
+
     def __init__(self, path: str | os.PathLike, *, num_shards: int | None = None):
         self.path = os.fspath(path)
-        manifest = read_manifest(self.path)
+        self._remote = None
+        if is_remote(self.path):
+            from ..remote import RemoteFiles
+
+            self._remote = RemoteFiles(self.path)
+            manifest = read_remote_manifest(self._remote)
+        else:
+            manifest = read_manifest(self.path)
         if num_shards is not None:
             manifest = _truncate(manifest, num_shards, self.path)
         self.manifest = manifest
@@ -40,7 +62,9 @@ class Store:
         np.cumsum([s["tokens"] for s in self.shards], out=self.token_starts[1:])
         self.doc_starts = np.zeros(len(self.shards) + 1, dtype=np.int64)
         np.cumsum([s["documents"] for s in self.shards], out=self.doc_starts[1:])
-        self._maps = ShardMaps(self.path, self.shards, self.dtype, self.eos_id, self.token_starts)
+        self._maps = ShardMaps(self.path, self.shards, self.dtype, self.eos_id, self.token_starts,
+                               opener=self._open_shard_file, on_unmap=self._forget_windows,
+                               limit=self.max_remote_maps if self._remote is not None else None)
         self._window_views: dict[tuple[int, int], np.ndarray] = {}
         self._tokenizer = None
         self.tokens = TokenStream(self)
@@ -73,9 +97,10 @@ class Store:
             from ..tokenize.tokenizer import tokenizer_from_json
 
             info = self.manifest["tokenizer"]
-            file = os.path.join(self.path, TOKENIZER_FILE)
+            file = self._file(TOKENIZER_FILE, info.get("file_sha256"))
+            root = self.path if self._remote is None else os.path.dirname(file)  # a remote store's local cache
             try:
-                text = read_store_file(self.path, file, limit=STORE_MAX_TOKENIZER_BYTES).decode("utf-8")
+                text = read_store_file(root, file, limit=STORE_MAX_TOKENIZER_BYTES).decode("utf-8")
             except FileNotFoundError:
                 raise CorruptStoreError(f"{file}: missing; the store cannot decode without its tokenizer "
                                         "(copy the tokenizer.json of the build, or rebuild)") from None
@@ -88,6 +113,43 @@ class Store:
                 )
             self._tokenizer = tokenizer
         return self._tokenizer
+
+    def hf_tokenizer(self, pad_id: int | None = None):
+        """The store's tokenizer as a ``transformers.PreTrainedTokenizerFast`` (offline; eos set, pad = eos or ``pad_id``)."""
+        from .hftokenizer import hf_tokenizer
+
+        return hf_tokenizer(self, pad_id)
+
+    def _file(self, relative: str, sha256: str | None) -> str:
+        """The local path of a store file: in the store, or fetched into the cache for a remote store."""
+        if self._remote is None:
+            return os.path.join(self.path, relative)
+        if sha256 is None:
+            raise CorruptStoreError(f"{self.path}: the manifest gives no checksum for {relative}; cannot fetch it safely")
+        return self._remote.local(relative, sha256)
+
+    def _open_shard_file(self, i: int, kind: int) -> np.ndarray:
+        shard = self.shards[i]
+        suffix, key, dtype, length = ((TOKENS_SUFFIX, "tokens_sha256", self.dtype.str, shard["tokens"]),
+                                      (DOCS_SUFFIX, "docs_sha256", DOCS_DTYPE, shard["documents"]))[kind]
+        if self._remote is None:
+            return open_npy(shard_paths(self.path, shard["name"])[kind], dtype=dtype, length=length, store=self.path)
+        relative = f"{SHARDS_DIR}/{shard['name']}{suffix}"
+        for _ in range(3):  # another process may evict the file between fetching and mapping it
+            try:
+                local = self._file(relative, shard[key])
+                return open_npy(local, dtype=dtype, length=length, store=os.path.dirname(local))
+            except FileNotFoundError:
+                continue
+            except CorruptStoreError as exc:
+                if "missing" not in str(exc):
+                    raise
+        raise StoreError(f"{self.path}/{relative}: evicted from the cache as soon as fetched; the cache is too "
+                         "small for the processes sharing it (raise MMTOK_REMOTE_CACHE_BYTES)")
+
+    def _forget_windows(self, shard: int) -> None:
+        """A shard was unmapped (a bounded number stay mapped): drop the window views that keep it mapped."""
+        self._window_views = {k: v for k, v in self._window_views.items() if k[0] != shard}
 
     def shard_tokens(self, i: int) -> np.ndarray:
         return self._maps.tokens(i)
@@ -170,6 +232,20 @@ class Store:
             mask = shard_of == shard
             out[mask] = self.shard_docs(int(shard))[index[mask] - self.doc_starts[shard]]
         return out
+
+
+def read_remote_manifest(remote) -> dict:
+    """Load and check the manifest of a store on object storage (always fetched fresh: the commit point)."""
+    data = remote.read_bytes(MANIFEST_FILE)
+    where = f"{remote.url}/{MANIFEST_FILE}"
+    if data is None:
+        raise StoreError(f"{remote.url}: not an mmtok store, {MANIFEST_FILE} is missing (not committed yet?)")
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptStoreError(f"{where}: not valid JSON ({exc})") from None
+    check_manifest(manifest, where)
+    return manifest
 
 
 def _truncate(manifest: dict, num_shards: int, path: str) -> dict:
