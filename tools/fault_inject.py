@@ -483,7 +483,9 @@ def main() -> None:
     parser.add_argument("--random", type=int, default=6, help="random-moment kills per command (heavy mode)")
     args = parser.parse_args()
     started = time.monotonic()
-    tally = run(args.quick, 0 if args.quick else args.random, readers=not args.quick, tmpfs=not args.quick)
+    with tempfile.TemporaryDirectory(prefix="mmtok-faults-") as workdir:
+        tally = run(args.quick, 0 if args.quick else args.random, readers=not args.quick, tmpfs=not args.quick,
+                    workdir=workdir)
     print(tally.table())
     print(f"\n{sum(r[0] for r in tally.rows.values())} trials in {time.monotonic() - started:.0f} s")
     for failure in tally.failures:
