@@ -27,7 +27,9 @@ def run_build(inputs, output, *, quiet: bool, **options):
     finally:
         progress.close()
     if not quiet:
-        click.echo(progress.summary() if progress.tokens else "nothing new to tokenize", err=True)
+        engine = store.manifest.get("build", {}).get("engine")
+        done = progress.summary() + (f", engine {engine}" if engine else "")
+        click.echo(done if progress.tokens else "nothing new to tokenize", err=True)
         click.echo(f"{output}: {counted(store.num_tokens, 'token')}, {counted(store.num_documents, 'document')}, "
                    f"{counted(len(store.shards), 'shard')} ({store.dtype.name})")
     return store
@@ -47,8 +49,9 @@ def run_build(inputs, output, *, quiet: bool, **options):
 @click.option("--field", default="text", show_default=True, help="JSON lines: the field holding the text.")
 @click.option("--append", is_flag=True, help="Add the inputs to an existing store (same tokenizer).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Tokenizing threads (default: all cores).")
-@click.option("--engine", type=click.Choice(["auto", "tiktoken", "tokenizers"]), default="auto", show_default=True,
-              help="Encoder: tiktoken where proven identical to the tokenizer, else the tokenizers reference.")
+@click.option("--engine", type=click.Choice(["auto", "fastokens", "tiktoken", "tokenizers"]), default="auto",
+              show_default=True, help="Encoder: the first of fastokens and tiktoken proven to give the tokenizer's "
+              "ids, else the tokenizers reference; naming one forces it (or fails saying why).")
 @click.option("--shard-tokens", type=click.IntRange(min=1), default=None, help="Close a shard after about this many tokens.")
 @click.option("--chunk-bytes", type=click.IntRange(min=1), default=None,
               help="Read inputs in pieces of about this many bytes (default 1 MiB).")

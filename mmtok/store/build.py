@@ -284,7 +284,7 @@ class _BuildRun:
             "num_documents": sum(s["documents"] for s in shards),
             "shards": shards,
             "inputs": inputs,
-            "build": {"shard_tokens": self.shard_tokens, "chunk_bytes": self.chunk_bytes},
+            "build": {"shard_tokens": self.shard_tokens, "chunk_bytes": self.chunk_bytes, "engine": tok.engine},
         }
         write_manifest(self.path, manifest)
         remove_journal(self.path)
