@@ -1,7 +1,7 @@
 """Engines and pipeline: mmtok.build against the raw engines it uses, same text, same run.
 
     python tools/bench_engines.py [--megabytes 200] [--zoo-megabytes 10] [--csv-megabytes 8] [--runs 3]
-                                  [--parts bulk,zoo,rows] [--tokenizers llama3-style,...] [--aitextgen]
+                                  [--parts bulk,zoo,rows,limits] [--limits-megabytes 50] [--tokenizers llama3-style,...] [--aitextgen]
                                   [--workdir /tmp/mmtok-bench-engines]
 
 Every candidate runs in a fresh process (tools/peers.py, tools/peers_engines.py
@@ -20,6 +20,9 @@ seconds of the work; loading the tokenizer is setup, excluded) and ratios.
   (line by line) vs the same engine's batch API on the same rows, and with
   --aitextgen aitextgen 0.6.0's own TokenDataset(line_by_line=True) (slow;
   fetched with pip on first use).
+- limits: in one process, on --limits-megabytes of the text: `cat file >
+  /dev/null`, reading + UTF-8 decoding, the engine alone on one thread,
+  mmtok.build, and a raw np.save (+ fsync) of the tokens it made.
 """
 
 from __future__ import annotations
@@ -149,13 +152,72 @@ def rows(args, log: str) -> None:
               f"{median(found, 'peak_rss_mb'):,.0f} | {seconds / mmtok_seconds:.2f}x |")
 
 
+def limits(args, log: str) -> None:
+    """What bounds the build now: reading the file, the encoder alone, writing the tokens, all in one process."""
+    import subprocess
+    import time
+
+    import numpy as np
+
+    import mmtok
+    from mmtok.tokenize.tokenizer import default_tokenizer
+
+    text_path = os.path.join(args.workdir, f"text-{args.limits_megabytes}mb.txt")
+    size = make_text_file(text_path, args.limits_megabytes)
+    tok = default_tokenizer()
+    _ = tok.cut_rules
+    store, saved = os.path.join(args.workdir, "limits.mmtok"), os.path.join(args.workdir, "limits.npy")
+    rows = {"cat file > /dev/null": [], "read + decode UTF-8 (1 MiB pieces)": [],
+            f"{tok.engine} encode_flat, 1 thread, 1 MiB pieces": [], "mmtok.build (defaults)": [],
+            "np.save + fsync of the same tokens": []}
+    for _ in range(args.runs):
+        timings = {}
+        start = time.perf_counter()
+        subprocess.run(["cat", text_path], stdout=subprocess.DEVNULL, check=True)
+        timings["cat file > /dev/null"] = time.perf_counter() - start
+        start = time.perf_counter()
+        pieces = []
+        with open(text_path, "rb") as f:
+            while block := f.read(1 << 20):
+                pieces.append(block.decode("utf-8", "ignore"))
+        timings["read + decode UTF-8 (1 MiB pieces)"] = time.perf_counter() - start
+        start = time.perf_counter()
+        for piece in pieces:
+            tok.encode_flat([piece])
+        timings[f"{tok.engine} encode_flat, 1 thread, 1 MiB pieces"] = time.perf_counter() - start
+        del pieces
+        remove(store)
+        start = time.perf_counter()
+        built = mmtok.build(text_path, store)
+        timings["mmtok.build (defaults)"] = time.perf_counter() - start
+        tokens = np.concatenate([built.shard_tokens(i) for i in range(len(built.shards))])
+        start = time.perf_counter()
+        with open(saved, "wb") as f:
+            np.save(f, tokens)
+            f.flush()
+            os.fsync(f.fileno())
+        timings["np.save + fsync of the same tokens"] = time.perf_counter() - start
+        del tokens, built
+        for label, seconds in timings.items():
+            rows[label].append(seconds)
+    remove(saved)
+    print(f"\n## Where the limit is: {size / 1e6:,.0f} MB of real text, GPT-2, one process (medians of {args.runs})\n")
+    print("| step | MB of text/s | build / this |")
+    print("| --- | ---: | ---: |")
+    build_seconds = statistics.median(rows["mmtok.build (defaults)"])
+    for label, found in rows.items():
+        seconds = statistics.median(found)
+        print(f"| {label} | {size / seconds / 1e6:,.1f} | {seconds / build_seconds:.2f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--megabytes", type=float, default=200)
     parser.add_argument("--zoo-megabytes", type=float, default=10)
     parser.add_argument("--csv-megabytes", type=float, default=8)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--parts", default="bulk,zoo,rows")
+    parser.add_argument("--parts", default="bulk,zoo,rows,limits")
+    parser.add_argument("--limits-megabytes", type=float, default=50)
     parser.add_argument("--tokenizers", default="", help="zoo: only these (comma-separated names of tests/zoo.py)")
     parser.add_argument("--aitextgen", action="store_true", help="also run aitextgen's line-by-line build (slow)")
     parser.add_argument("--workdir", default="/tmp/mmtok-bench-engines")
@@ -164,7 +226,7 @@ def main() -> None:
     log = os.path.join(args.workdir, "children.log")
     print(f"# mmtok engines benchmark\n\nmachine: {machine()}; every figure from one run of this script, "
           "candidates interleaved in fresh processes.")
-    parts = {"bulk": bulk, "zoo": zoo, "rows": rows}
+    parts = {"bulk": bulk, "zoo": zoo, "rows": rows, "limits": limits}
     for part in args.parts.split(","):
         parts[part](args, log)
 
