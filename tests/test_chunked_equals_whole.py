@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from mmtok.inputs.readers import iter_chunks
 from mmtok.inputs.sources import resolve_source
 from mmtok.store.pipeline import encode_chunk
-from mmtok.tokenize.tokenizer import default_tokenizer, load_tokenizer
+from mmtok.tokenize.tokenizer import load_tokenizer
 
 # Characters that stress GPT-2's pre-tokenizer around cut points: whitespace runs, \r\n,
 # contractions, digits, punctuation, accents, CJK, emoji, unicode spaces.
@@ -24,14 +24,14 @@ TEXTS = st.lists(PIECES, min_size=1, max_size=120).map("".join)
 
 @functools.cache
 def _tokenizer(engine: str):
-    return default_tokenizer() if engine == "auto" else load_tokenizer(engine="tokenizers")
+    return load_tokenizer(engine=engine)
 
 
-@given(text=TEXTS, chunk_bytes=st.integers(min_value=1, max_value=200), engine=st.sampled_from(["auto", "tokenizers"]))
+@given(text=TEXTS, chunk_bytes=st.integers(min_value=1, max_value=200), engine=st.sampled_from(["fastokens", "tiktoken", "tokenizers"]))
 @settings(max_examples=150, deadline=None)
 def test_chunked_bulk_reading_equals_whole_text(text, chunk_bytes, engine):
     tok = _tokenizer(engine)
-    assert tok.engine == ("tiktoken" if engine == "auto" else "tokenizers")
+    assert tok.engine == engine
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "t.txt")
         with open(path, "w", encoding="utf-8", newline="") as f:

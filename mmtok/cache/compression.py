@@ -12,10 +12,8 @@ progress in these bytes (:data:`Progress`) and their :func:`compression_ratio`.
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
-import zlib
 from typing import Callable
 
 from ..base.constants import (
@@ -27,6 +25,7 @@ from ..base.constants import (
     CACHE_ZSTD_MAX_WINDOW,
 )
 from ..base.errors import CacheError
+from .gzipcodec import gzip_errors, gzip_reader, gzip_writer
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -76,7 +75,7 @@ def check_codec(codec: str, level: int | None, threads: int | None) -> tuple[str
         raise ValueError(f"{codec} level must be an integer from {lo} to {hi}, not {level!r}")
     if codec == "gzip":
         if threads not in (None, 0, 1):
-            raise ValueError("threads apply to zstd only (gzip compresses on one core)")
+            raise ValueError("threads apply to zstd only (gzip uses every core when zlib-ng is installed)")
         return codec, level, 1
     if threads is None or (type(threads) is int and threads < 0):
         threads = default_threads()
@@ -88,7 +87,7 @@ def check_codec(codec: str, level: int | None, threads: int | None) -> tuple[str
 class CompressedWriter:
     """Compress what is written into ``fileobj`` with gzip or zstd (or not: "none"), deterministically.
 
-    gzip: no file name and mtime 0 in its header. zstd: one frame with a content
+    gzip: no file name and mtime 0 in its header (see :mod:`mmtok.cache.gzipcodec`). zstd: one frame with a content
     checksum; with ``threads >= 1`` the bytes do not depend on the thread count
     (``threads == 0`` compresses on the calling thread and gives other bytes).
     ``raw_bytes`` counts what went in.
@@ -100,7 +99,8 @@ class CompressedWriter:
         if codec == "none":
             self._sink = _Uncompressed(fileobj)
         elif codec == "gzip":
-            self._sink = gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=fileobj, mtime=0)
+            # zlib-ng on all cores when installed (same bytes whatever the core count), else the gzip module
+            self._sink = gzip_writer(fileobj, level, default_threads())
         else:
             import zstandard
 
@@ -194,7 +194,7 @@ class _ZstdReader:
 
 class _GzipReader:
     def __init__(self, file, name: str):
-        self._gz = gzip.GzipFile(fileobj=file, mode="rb")
+        self._gz = gzip_reader(file)
         self._name = name
 
     def read(self, n: int) -> bytes:
@@ -202,7 +202,7 @@ class _GzipReader:
             return self._gz.read(n)
         except EOFError:
             raise CacheError(f"{self._name}: truncated: the gzip stream ends before its end marker") from None
-        except (gzip.BadGzipFile, zlib.error, OSError) as exc:
+        except gzip_errors() as exc:
             raise CacheError(f"{self._name}: corrupt gzip data ({exc})") from None
 
 

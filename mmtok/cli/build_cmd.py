@@ -34,7 +34,9 @@ def run_build(inputs, output, *, quiet: bool, rank: int | None = None, world_siz
         click.echo(note, err=True)  # said even with --quiet: nothing was appended
     if not quiet:
         if progress.tokens or not notes:
-            click.echo(progress.summary() if progress.tokens else "nothing new to tokenize", err=True)
+            engine = store.manifest.get("build", {}).get("engine")
+            done = progress.summary() + (f", engine {engine}" if engine else "")
+            click.echo(done if progress.tokens else "nothing new to tokenize", err=True)
         click.echo(f"{output}: {counted(store.num_tokens, 'token')}, {counted(store.num_documents, 'document')}, "
                    f"{counted(len(store.shards), 'shard')} ({store.dtype.name})")
     return store
@@ -101,8 +103,9 @@ class _SpanProgress:
 @click.option("--again", is_flag=True,
               help="With --append: append even if the store already holds these same inputs (a rerun is otherwise a no-op).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Tokenizing threads (default: all cores).")
-@click.option("--engine", type=click.Choice(["auto", "tiktoken", "tokenizers"]), default="auto", show_default=True,
-              help="Encoder: tiktoken where proven identical to the tokenizer, else the tokenizers reference.")
+@click.option("--engine", type=click.Choice(["auto", "fastokens", "tiktoken", "tokenizers"]), default="auto",
+              show_default=True, help="Encoder: the first of fastokens and tiktoken proven to give the tokenizer's "
+              "ids, else the tokenizers reference; naming one forces it (or fails saying why).")
 @click.option("--shard-tokens", type=click.IntRange(min=1), default=None, help="Close a shard after about this many tokens.")
 @click.option("--chunk-bytes", type=click.IntRange(min=1), default=None,
               help="Read inputs in pieces of about this many bytes (default 1 MiB).")

@@ -16,6 +16,7 @@ def print_info(info: dict) -> None:
         f"tokens      {info['tokens']:,} ({info['dtype']}, eos {info['eos_id']})",
         f"documents   {info['documents']:,} ({'line by line' if info['line_by_line'] else 'bulk'})",
         f"tokenizer   {tok['name']}, vocab {tok['vocab_size']:,}, {tok['fingerprint'][:23]}…",
+        *([f"engine      {info['engine']} (the last build's encoder; ids are the same with any)"] if info.get("engine") else []),
         f"shards      {info['shards']}, {info['bytes'] / 1e6:,.1f} MB on disk",
     ]
     stats = info["document_length"]

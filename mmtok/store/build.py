@@ -8,6 +8,7 @@ commit point for readers. Bad input rolls the store back to exactly what it was.
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import hashlib
 import os
@@ -224,6 +225,7 @@ class _BuildRun:
         self.token_offset = base["num_tokens"] if base else 0
         self.doc_offset = base["num_documents"] if base else 0
         self.pending: list[dict] = []
+        self._hashing = None  # (Future of the last closed shard's entry, progress when it closed)
         self.progress = [{"position": None, "complete": False, "documents": 0, "tokens": 0} for _ in sources]
         journal = read_journal(path)
         if journal and self._resumable(journal):
@@ -271,23 +273,35 @@ class _BuildRun:
                 if progress is not None:
                     progress.update(index, chunk, int(tokens.shape[0]))
                 if self.sink.open_tokens >= self.shard_tokens:
-                    self.pending.append(self.sink.close_shard())
-                    self._commit_journal()
+                    self._journal_closed(self.sink.close_shard_later())
             if self.sink.open_tokens:
-                self.pending.append(self.sink.close_shard())
+                self._journal_closed(self.sink.close_shard_later())
+            self._journal_closed(None)
         except BaseException:
             self.sink.abort()
             raise
+        self.sink.shutdown()
         self._commit_manifest()
 
-    def _commit_journal(self) -> None:
+    def _journal_closed(self, shard) -> None:
+        """Journal the shard closed before ``shard`` (a Future of its entry; None: the last), once its
+        checksums are known: they are computed while the next shard is encoded.  The journal thus lags
+        one shard, with where the inputs stood when that shard closed."""
+        if self._hashing is not None:
+            future, progress = self._hashing
+            self.pending.append(future.result())
+            if shard is not None:  # after the last shard the manifest follows at once
+                self._commit_journal(progress)
+        self._hashing = (shard, copy.deepcopy(self.progress)) if shard is not None else None
+
+    def _commit_journal(self, progress: list[dict]) -> None:
         write_journal(self.path, {
             "format": JOURNAL_FORMAT,
             "version": FORMAT_VERSION,
             "base_manifest_sha256": self.base_sha,
             "request": self.request,
             "shards": self.pending,
-            "progress": self.progress,
+            "progress": progress,
         })
 
     def _commit_manifest(self) -> None:
@@ -318,7 +332,7 @@ class _BuildRun:
             "shards": shards,
             "inputs": inputs,
             "history": history,
-            "build": {"shard_tokens": self.shard_tokens, "chunk_bytes": self.chunk_bytes},
+            "build": {"shard_tokens": self.shard_tokens, "chunk_bytes": self.chunk_bytes, "engine": tok.engine},
         }
         write_manifest(self.path, manifest)
         remove_journal(self.path)

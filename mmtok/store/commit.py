@@ -213,9 +213,14 @@ def _check_alike(root, finished, ids) -> None:
                 f"{other['eos_id']}, allow_special {b['allow_special']}), partition {ids[0]} with {a.get('name')} "
                 f"({a['fingerprint']}, eos {first['eos_id']}, allow_special {a['allow_special']}); "
                 "rebuild the odd partition with the same tokenizer")
-        if first.get("build") != other.get("build"):
+        if _settings(first) != _settings(other):
             raise StoreError(f"{root}: partition {pid} was built with settings {other.get('build')}, partition "
                              f"{ids[0]} with {first.get('build')}; rebuild the odd partition with the same settings")
+
+
+def _settings(manifest: dict) -> dict:
+    """A partition's build settings; ``engine`` is left out: every engine gives the same ids and bytes."""
+    return {key: value for key, value in manifest.get("build", {}).items() if key != "engine"}
 
 
 def _last_end(backend, pid: int, manifest: dict) -> int:

@@ -49,14 +49,18 @@ class NpyStreamWriter:
         self._file.write(view)
         self.length += data.shape[0]
 
-    def close(self) -> str:
-        """Finish the file durably and return its sha256 (of all its bytes)."""
+    def finish(self) -> None:
+        """Finish the file durably: its final header, flushed and fsynced."""
         header = npy_header(self.dtype.str, self.length)
         self._file.seek(0)
         self._file.write(header)
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
+
+    def close(self) -> str:
+        """Finish the file durably and return its sha256 (of all its bytes)."""
+        self.finish()
         return file_sha256(self.path)
 
     def abort(self) -> None:

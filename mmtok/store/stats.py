@@ -45,6 +45,7 @@ def store_info(store: Store) -> dict:
         "dtype": store.dtype.name,
         "eos_id": store.eos_id,
         "tokenizer": {"name": tok.get("name"), "fingerprint": tok["fingerprint"], "vocab_size": tok["vocab_size"]},
+        "engine": manifest.get("build", {}).get("engine"),
         "shards": len(store.shards),
         "bytes": folder_bytes(store.path),
         "line_by_line": store.line_by_line,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from ..base.constants import (
 )
 from ..base.faults import fault_point
 from .manifest import JOURNAL_FILE, MANIFEST_FILE, fsync_dir
-from .npyfile import NpyStreamWriter
+from .npyfile import NpyStreamWriter, file_sha256
 
 
 def shard_name(index: int) -> str:
@@ -46,6 +47,7 @@ class ShardSink:
         self.token_offset = token_offset
         self._tokens: NpyStreamWriter | None = None
         self._docs: NpyStreamWriter | None = None
+        self._hasher: ThreadPoolExecutor | None = None
 
     @property
     def open_tokens(self) -> int:
@@ -64,15 +66,23 @@ class ShardSink:
 
     def close_shard(self) -> dict:
         """Finish the open shard durably under its final name and return its manifest entry."""
+        return _entry(*self._finish_shard())
+
+    def close_shard_later(self) -> Future:
+        """Like :meth:`close_shard`, but the checksums are computed on a helper thread: a Future of the entry.
+
+        The files are final when this returns; reading them back for their
+        sha256 then overlaps with whatever the caller does next (encoding).
+        """
+        if self._hasher is None:
+            self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmtok-sha256")
+        return self._hasher.submit(_entry, *self._finish_shard())
+
+    def _finish_shard(self) -> tuple[str, str, int, int]:
         name = shard_name(self.next_index)
         tokens, docs = self._tokens, self._docs
-        entry = {
-            "name": name,
-            "tokens": tokens.length,
-            "documents": docs.length,
-            "tokens_sha256": tokens.close(),
-            "docs_sha256": docs.close(),
-        }
+        tokens.finish()
+        docs.finish()
         fault_point("shard-synced")
         final = os.path.join(self.folder, name)
         os.replace(tokens.path, final + TOKENS_SUFFIX)
@@ -81,7 +91,13 @@ class ShardSink:
         fsync_dir(self.folder)
         self._tokens = self._docs = None
         self.next_index += 1
-        return entry
+        return name, final, tokens.length, docs.length
+
+    def shutdown(self) -> None:
+        """Wait for the checksums still being computed and stop the helper thread."""
+        if self._hasher is not None:
+            self._hasher.shutdown(wait=True)
+            self._hasher = None
 
     def abort(self) -> None:
         """Drop the shard being filled (its temporary files)."""
@@ -89,6 +105,18 @@ class ShardSink:
             if writer is not None:
                 writer.abort()
         self._tokens = self._docs = None
+        self.shutdown()
+
+
+def _entry(name: str, final: str, tokens: int, documents: int) -> dict:
+    """A closed shard's manifest entry: its counts and the sha256 of both files."""
+    return {
+        "name": name,
+        "tokens": tokens,
+        "documents": documents,
+        "tokens_sha256": file_sha256(final + TOKENS_SUFFIX),
+        "docs_sha256": file_sha256(final + DOCS_SUFFIX),
+    }
 
 
 def remove_unnamed_files(store: str, keep_shards: set[str]) -> None:

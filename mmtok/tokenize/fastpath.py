@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FastPathRefused", "FastEncoder", "build_fast_encoder", "probe_texts", "HF_BYTE_LEVEL_PATTERN"]
+__all__ = ["FastPathRefused", "FastEncoder", "build_fast_encoder", "probe_texts", "vocabulary_texts", "verify",
+           "HF_BYTE_LEVEL_PATTERN"]
 
 #: The split regex of ``tokenizers``' ByteLevel pre-tokenizer (use_regex=True);
 #: equivalent to tiktoken's own "gpt2" pat_str.
@@ -66,12 +67,31 @@ def probe_texts(*, seed: int = 0, n_generated: int = 400) -> list[str]:
     return texts
 
 
+def vocabulary_texts(spec: dict, *, count: int = 1500) -> list[str]:
+    """A sample of the vocabulary as text: catches tokens an engine would not rebuild from their own bytes.
+
+    Each sampled token is given as its byte-level decoding (GPT-2-style
+    vocabularies) and as itself with word markers ("##", "▁") undone.
+    """
+    table, vocab = _byte_decoder(), list((spec.get("model") or {}).get("vocab") or [])
+    if vocab and isinstance(vocab[0], list):  # Unigram: [[piece, score], ...]
+        vocab = [piece for piece, _ in vocab]
+    texts = []
+    for token in vocab[:: max(1, len(vocab) // count)]:
+        decoded = token.translate(table).encode("latin-1", "ignore").decode("utf-8", "ignore")
+        plain = token.removeprefix("##").replace("\u2581", " ")
+        texts.extend(text for text in {decoded, plain} if text)
+    return texts
+
+
 class FastPathRefused(Exception):
-    """Internal: the tokenizer cannot be encoded by tiktoken with provably equal ids."""
+    """Internal: the tokenizer cannot be encoded by a fast engine with provably equal ids."""
 
 
 class FastEncoder:
     """Encodes like the backend tokenizer, with tiktoken.  Build it with :func:`build_fast_encoder`."""
+
+    name = "tiktoken"
 
     def __init__(self, encoding: Any, rank_to_id: np.ndarray | None, *, allow_special: bool):
         self.encoding = encoding
@@ -103,6 +123,13 @@ class FastEncoder:
         if self._rank_to_id is None:
             return arrays
         return [self._rank_to_id[ranks] for ranks in arrays]
+
+    def encode_flat(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(every text's ids concatenated, int64 offsets of len(texts) + 1)."""
+        arrays = self.encode_arrays(texts)
+        offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
+        np.cumsum([array.shape[0] for array in arrays], out=offsets[1:])
+        return (np.concatenate(arrays) if arrays else np.empty(0, np.uint32)), offsets
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         """Ids of many texts, encoded on a thread pool of one thread per usable CPU."""
@@ -215,11 +242,11 @@ def _ranks(spec: dict) -> tuple[dict[bytes, int], dict[str, int], np.ndarray | N
 def _first_difference(reference: list[list[int]], candidate: list[list[int]], texts: list[str]) -> str | None:
     for text, want, got in zip(texts, reference, candidate):
         if want != got:
-            return f"on {text[:60]!r}: tokenizers gives {want[:12]}..., tiktoken {got[:12]}..."
+            return f"on {text[:60]!r}: tokenizers gives {want[:12]}..., the engine {got[:12]}..."
     return None
 
 
-def verify(fast: FastEncoder, backend: Any, texts: list[str]) -> None:
+def verify(fast: Any, backend: Any, texts: list[str]) -> None:
     """Raise FastPathRefused unless both engines give equal ids: per piece, in batch and joined."""
     def one(text: str) -> list[int]:
         return backend.encode(text, add_special_tokens=False).ids
@@ -234,7 +261,7 @@ def verify(fast: FastEncoder, backend: Any, texts: list[str]) -> None:
     for want, got, shown in checks:
         difference = _first_difference(want, got, shown)
         if difference:
-            raise FastPathRefused("tiktoken and tokenizers disagree " + difference)
+            raise FastPathRefused(f"{fast.name} and tokenizers disagree " + difference)
 
 
 def build_fast_encoder(backend: Any, spec: dict, *, allow_special: bool) -> FastEncoder:
@@ -253,11 +280,5 @@ def build_fast_encoder(backend: Any, spec: dict, *, allow_special: bool) -> Fast
         raise FastPathRefused(f"tiktoken rejects this tokenizer: {error}") from None
     fast = FastEncoder(encoding, rank_to_id, allow_special=allow_special)
     texts = probe_texts() + [f"a{added['content']}b {added['content']}" for added in spec.get("added_tokens") or []]
-    # A sample of the vocabulary as text catches tokens BPE would not rebuild from their own bytes.
-    table, vocab = _byte_decoder(), list(spec["model"]["vocab"])
-    for token in vocab[:: max(1, len(vocab) // 1500)]:
-        text = token.translate(table).encode("latin-1", "ignore").decode("utf-8", "ignore")
-        if text:
-            texts.append(text)
-    verify(fast, backend, texts)
+    verify(fast, backend, texts + vocabulary_texts(spec))
     return fast

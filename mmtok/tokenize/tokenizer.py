@@ -3,14 +3,17 @@
 A :class:`Tokenizer` wraps a ``tokenizers.Tokenizer`` (the reference) and adds
 what a store needs: the eos id, the token dtype, a fingerprint of everything
 that determines ids, the chunk-cut rules proven safe for bulk reading, and the
-tiktoken fast path when it is proven identical (see :mod:`mmtok.tokenize.fastpath`).
+fastest engine proven identical to it: fastokens, then tiktoken, then the
+``tokenizers`` reference itself (see :mod:`mmtok.tokenize.fastokens_engine`
+and :mod:`mmtok.tokenize.fastpath`).
 
-Importing this module imports neither transformers nor tiktoken.
+Importing this module imports none of transformers, tiktoken and fastokens.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import pathlib
@@ -20,6 +23,7 @@ import numpy as np
 
 from ..base.errors import TokenizerError
 from .cutrules import probe_cut_rules
+from .fastpath import FastPathRefused
 from .fingerprint import fingerprint_of
 
 __all__ = ["Tokenizer", "load_tokenizer", "tokenizer_from_json", "default_tokenizer"]
@@ -27,7 +31,9 @@ __all__ = ["Tokenizer", "load_tokenizer", "tokenizer_from_json", "default_tokeni
 _DATA = pathlib.Path(__file__).parent.parent / "data"
 _BUNDLED_NAME = "gpt2 (bundled)"
 _EOS_CANDIDATES = ("<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>", "[SEP]")
-_ENGINES = ("auto", "tiktoken", "tokenizers")
+_ENGINES = ("auto", "fastokens", "tiktoken", "tokenizers")
+#: The order in which engine="auto" tries the fast engines; the ``tokenizers`` reference comes last.
+_FAST_ENGINES = ("fastokens", "tiktoken")
 
 
 class Tokenizer:
@@ -36,9 +42,11 @@ class Tokenizer:
     Attributes: ``name`` (a label), ``backend`` (the ``tokenizers.Tokenizer``
     reference, owned by this object), ``vocab_size`` (max id + 1), ``eos_id`` and
     ``eos_token``, ``dtype`` (uint16 or uint32, little-endian), ``fingerprint``
-    ("sha256:..." of what determines ids), ``engine`` ("tiktoken" only when
-    proven identical, else "tokenizers"), ``fast_path_refusal`` (why not
-    tiktoken, or None), ``allow_special`` and ``cut_rules``.
+    ("sha256:..." of what determines ids), ``engine`` (the encoder used:
+    "fastokens" or "tiktoken" only when proven identical, else "tokenizers"),
+    ``fast_path_refusal`` (why no fast engine, or None), ``engine_refusals``
+    (each fast engine refused before the one used, and why), ``allow_special``
+    and ``cut_rules``.
     """
 
     def __init__(self, backend: Any, *, name: str, eos_token: str | None = None, eos_hint: str | None = None,
@@ -64,23 +72,26 @@ class Tokenizer:
         self._cut_spec = (spec.get("normalizer"), spec.get("added_tokens"))  # the rest is not kept: 10s of MB
         self._engine_request, self._fast, self.engine = engine, None, "tokenizers"
         self.fast_path_refusal: str | None = "engine='tokenizers' was asked for" if engine == "tokenizers" else None
-        if engine != "tokenizers":
-            from . import fastpath
-
+        refusals = []
+        for candidate in _FAST_ENGINES if engine == "auto" else (engine,) if engine != "tokenizers" else ():
             try:
-                self._fast = fastpath.build_fast_encoder(backend, spec, allow_special=allow_special)
-                self.engine = "tiktoken"
-            except fastpath.FastPathRefused as why:
-                if engine == "tiktoken":
-                    raise TokenizerError(f"engine='tiktoken' cannot encode {name} with ids identical to tokenizers: "
+                self._fast = _build_engine(candidate, backend, spec, self._json, allow_special)
+                self.engine, self.fast_path_refusal = candidate, None
+                break
+            except FastPathRefused as why:
+                if engine != "auto":
+                    raise TokenizerError(f"engine={engine!r} cannot encode {name} with ids identical to tokenizers: "
                                          f"{why}. Use engine='auto' or engine='tokenizers'.") from None
-                self.fast_path_refusal = str(why)
+                refusals.append(f"{candidate}: {why}")
+        if self._fast is None and refusals:
+            self.fast_path_refusal = "; ".join(refusals)
+        self.engine_refusals: tuple[str, ...] = tuple(refusals)  # engines tried and refused before the one used
 
     def __repr__(self) -> str:
         return f"Tokenizer({self.name!r}, vocab_size={self.vocab_size}, eos={self.eos_token!r}, engine={self.engine!r})"
 
     def __reduce__(self):
-        # Rebuild from JSON in the receiving process: tiktoken objects are not portable.
+        # Rebuild from JSON in the receiving process: fast engines' objects are not portable.
         return _rebuild, (self._json, self.name, self.eos_token, self.allow_special, self._engine_request)
 
     def encode(self, text: str) -> list[int]:
@@ -95,6 +106,18 @@ class Tokenizer:
             return self._fast.encode_batch(texts)
         encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
         return [encoding.ids for encoding in encode(list(texts), add_special_tokens=False)]
+
+    def encode_flat(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(all texts' ids concatenated, int64 offsets of len(texts) + 1): the build's hot path, no Python ints."""
+        if self._fast is not None:
+            return self._fast.encode_flat(texts)
+        encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
+        encodings = encode(list(texts), add_special_tokens=False)
+        offsets = np.zeros(len(encodings) + 1, dtype=np.int64)
+        np.cumsum([len(encoding) for encoding in encodings], out=offsets[1:])
+        ids = np.fromiter(itertools.chain.from_iterable(encoding.ids for encoding in encodings),
+                          dtype=np.uint32, count=int(offsets[-1]))
+        return ids, offsets
 
     def encode_arrays(self, texts: list[str]) -> list[np.ndarray]:
         """Token ids of each text as an integer array: what the build uses, avoiding Python ints."""
@@ -119,6 +142,17 @@ class Tokenizer:
         """
         spec = {"normalizer": self._cut_spec[0], "added_tokens": self._cut_spec[1]}
         return probe_cut_rules(self.backend, spec, allow_special=self.allow_special)
+
+
+def _build_engine(engine: str, backend: Any, spec: dict, text: str, allow_special: bool) -> Any:
+    """The proven fast encoder ``engine`` for ``backend``, or FastPathRefused saying why not."""
+    if engine == "fastokens":
+        from .fastokens_engine import build_fastokens_encoder
+
+        return build_fastokens_encoder(backend, spec, text, allow_special=allow_special)
+    from .fastpath import build_fast_encoder
+
+    return build_fast_encoder(backend, spec, allow_special=allow_special)
 
 
 def _rebuild(text: str, name: str, eos_token: str, allow_special: bool, engine: str) -> Tokenizer:
@@ -239,8 +273,9 @@ def load_tokenizer(tokenizer: Any = None, *, tokenizer_file: Any = None, vocab_f
     or pass ``tokenizer_file=``, or ``vocab_file=`` with ``merges_file=`` (GPT-2
     style byte-level BPE).  Objects are copied, never changed.  Special-token
     strings in text are plain text unless ``allow_special``; ``engine`` is
-    "auto" (tiktoken when proven identical), "tiktoken" (or an error saying
-    why not) or "tokenizers".
+    "auto" (the first of fastokens and tiktoken proven identical, else
+    tokenizers), "fastokens" or "tiktoken" (or an error saying why not) or
+    "tokenizers".
     """
     given = [label for label, value in (("tokenizer", tokenizer), ("tokenizer_file", tokenizer_file),
                                         ("vocab_file/merges_file", vocab_file or merges_file)) if value is not None]

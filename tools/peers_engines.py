@@ -1,0 +1,90 @@
+"""Candidates of tools/bench_engines.py, run one per fresh process by tools/peers.py (``python tools/peers.py NAME``).
+
+- ``fastokens``: raw fastokens on the same ~64 KB chunks as the tiktoken peer,
+  ``encode_batch_flat`` of 16 chunks per call on a pool of one thread per core
+  (``FASTOKENS_BPE_THREADS=1``: its own pool off; the GIL is released).
+- ``engine-raw``: a given tokenizer.json, raw, with the engine mmtok proves
+  identical for it: fastokens as above, or ``tokenizers.encode_batch`` of 256
+  chunks per call (Rayon, all cores).
+- ``mmtok-tok``: ``mmtok.build`` of a file with a given tokenizer.json.
+- ``rows-engine``: the rows of a one-column CSV (read untimed with ``csv``)
+  through the engine's batch API, 10,000 rows per call (on the pool for
+  fastokens): the ceiling of a line-by-line build.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("FASTOKENS_BPE_THREADS", "1")
+
+from peers import _chunks, _Timed, cores, tree_bytes  # noqa: E402
+
+CALL_CHUNKS = 16
+CALL_ROWS = 10_000
+
+
+def _load(tokenizer_json: str | None):
+    from mmtok.tokenize.tokenizer import load_tokenizer
+
+    return load_tokenizer(tokenizer_json) if tokenizer_json else load_tokenizer()
+
+
+def _pool_fastokens(native, batches) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(cores()) as pool:
+        return sum(len(ids) // 4 for ids, _ in pool.map(lambda batch: native.encode_batch_flat(batch), batches))
+
+
+def _encode_raw(tok, texts: list[str], per_call: int) -> int:
+    batches = [texts[i : i + per_call] for i in range(0, len(texts), per_call)]
+    if tok.engine == "fastokens":
+        return _pool_fastokens(tok._fast.native, batches)
+    if tok.engine == "tiktoken":
+        return sum(sum(map(len, tok._fast.encoding.encode_ordinary_batch(b, num_threads=cores()))) for b in batches)
+    return sum(sum(len(e.ids) for e in tok.backend.encode_batch(b, add_special_tokens=False)) for b in batches)
+
+
+def run_engine_raw(input: str, tokenizer_json: str | None = None, **_) -> dict:
+    with _Timed() as setup:
+        tok = _load(tokenizer_json)
+    chunks = _chunks(input)
+    with _Timed() as work:
+        tokens = _encode_raw(tok, chunks, CALL_CHUNKS if tok.engine == "fastokens" else 256)
+    return {"seconds": work.seconds, "cpu_seconds": work.cpu_seconds, "setup_seconds": setup.seconds,
+            "tokens": tokens, "engine": tok.engine}
+
+
+def run_fastokens(input: str, **_) -> dict:
+    return run_engine_raw(input, None)
+
+
+def run_mmtok_tok(input: str, output: str, tokenizer_json: str | None = None, **options) -> dict:
+    import mmtok
+
+    with _Timed() as setup:
+        tok = _load(tokenizer_json)
+        _ = tok.cut_rules
+    with _Timed() as work:
+        store = mmtok.build(input, output, tokenizer=tok, **options)
+    return {"seconds": work.seconds, "cpu_seconds": work.cpu_seconds, "setup_seconds": setup.seconds,
+            "tokens": store.num_tokens, "output_bytes": tree_bytes(output), "engine": tok.engine,
+            "documents": store.num_documents}
+
+
+def run_rows_engine(input: str, tokenizer_json: str | None = None, **_) -> dict:
+    import csv
+
+    with _Timed() as setup:
+        tok = _load(tokenizer_json)
+        with open(input, encoding="utf-8", newline="") as f:
+            rows = [row[0] for row in list(csv.reader(f))[1:] if row]
+    with _Timed() as work:
+        tokens = _encode_raw(tok, rows, CALL_ROWS)
+    return {"seconds": work.seconds, "cpu_seconds": work.cpu_seconds, "setup_seconds": setup.seconds,
+            "tokens": tokens, "engine": tok.engine, "documents": len(rows)}
+
+
+CANDIDATES = {"fastokens": run_fastokens, "engine-raw": run_engine_raw, "mmtok-tok": run_mmtok_tok,
+              "rows-engine": run_rows_engine}
