@@ -10,6 +10,7 @@ from .errors import (
     InputError,
     InputNotFoundError,
     MmtokError,
+    OptionError,
     StoreError,
     StoreExistsError,
     TokenizerError,
@@ -27,5 +28,6 @@ __all__ = [
     "StoreExistsError",
     "CorruptStoreError",
     "CacheError",
+    "OptionError",
     "__version__",
 ]

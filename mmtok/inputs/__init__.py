@@ -8,7 +8,8 @@ A new input format goes here: a reader yielding chunks, chosen in
 """
 
 from .chunk import Chunk
+from .options import check_options_apply
 from .readers import iter_chunks
 from .sources import Source, resolve_source, texts_source
 
-__all__ = ["Source", "resolve_source", "texts_source", "Chunk", "iter_chunks"]
+__all__ = ["Source", "resolve_source", "texts_source", "Chunk", "iter_chunks", "check_options_apply"]

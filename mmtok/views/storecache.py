@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from ..base.constants import FORMAT_VERSION, MANIFEST_FILE
 from ..base.errors import InputError, StoreError, StoreExistsError
 from ..inputs.sources import Source, resolve_source
+from ..inputs.options import check_options_apply
 from ..store.manifest import read_journal, read_manifest
 from ..store.store import Store
 from ..tokenize import fingerprint_memo as fingerprints
@@ -75,6 +76,9 @@ def obtain_store(paths, texts, *, store_path=None, source_options: dict, tokeniz
     fingerprint is not remembered from an earlier run.
     """
     sources = [resolve_source(path, **source_options) for path in paths]
+    if sources:
+        check_options_apply(sources, column=source_options.get("column"), field=source_options.get("field"),
+                            header=source_options.get("header", True), spelling={"column": "text_column="})
     identities = [source.identity() for source in sources]
     if texts is not None:
         identities.append(texts_identity(texts))
