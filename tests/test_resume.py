@@ -75,3 +75,59 @@ def test_partial_files_of_a_killed_build_are_invisible_and_cleaned(tmp_path, cor
         mmtok.open(out)
     subprocess.run(_build_script(inputs, out), check=True)
     assert snapshot(out) == expected
+
+
+class _Counted:
+    """A progress receiver that counts the tokens a build actually encodes."""
+
+    def __init__(self):
+        self.tokens = 0
+
+    def update(self, index, chunk, tokens):
+        self.tokens += tokens
+
+
+def test_a_killed_build_redoes_only_what_its_journal_had_not_committed(tmp_path, corpus):
+    """One shard for the whole build: the journal must commit mid-shard (here every 100 kB of input)."""
+    inputs, _ = corpus
+    settings = dict(shard_tokens=10**9, chunk_bytes=20_000)
+    clean = mmtok.build(inputs, tmp_path / "clean", **settings)
+    expected = snapshot(clean.path)
+    out = tmp_path / "store"
+    journal = out / "build-journal.json"
+    code = (f"import mmtok\nmmtok.build({[str(p) for p in inputs]!r}, {str(out)!r}, workers=2, "
+            f"shard_tokens={settings['shard_tokens']}, chunk_bytes={settings['chunk_bytes']}, commit_bytes=100_000)\n")
+    committed = 0
+    for target in (0.3, 0.6):  # two kills, each once the journal has committed this fraction of the tokens
+        proc = subprocess.Popen([sys.executable, "-c", code])
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            state = _journal_state(journal)
+            if state is not None and state[0] >= target * clean.num_tokens:
+                break
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert not (out / "manifest.json").exists(), "the build finished before the kill: use a larger corpus"
+        state = _journal_state(journal)
+        assert state is not None and state[1] is not None, "no mid-shard commit in the journal"
+        assert state[0] >= committed  # each rerun went on from the previous commit
+        committed = state[0]
+    counted = _Counted()
+    mmtok.build(inputs, out, progress=counted, **settings)
+    # The rerun encodes exactly the tokens the journal had not committed: nothing committed is redone.
+    assert counted.tokens == clean.num_tokens - committed
+    assert committed >= 0.6 * clean.num_tokens
+    assert snapshot(out) == expected
+
+
+def _journal_state(journal):
+    """(tokens committed, the open shard entry) of a journal, or None while there is none."""
+    import json
+
+    try:
+        data = json.loads(journal.read_bytes())
+    except (FileNotFoundError, ValueError):
+        return None
+    done = sum(s["tokens"] for s in data["shards"]) + (data["open_shard"] or {}).get("tokens", 0)
+    return done, data.get("open_shard")

@@ -11,11 +11,14 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import time
 from contextlib import contextmanager
 from typing import Iterable
 
 from ..base.constants import (
     DEFAULT_CHUNK_BYTES,
+    DEFAULT_COMMIT_BYTES,
+    DEFAULT_COMMIT_SECONDS,
     DEFAULT_SHARD_TOKENS,
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -65,12 +68,17 @@ def build(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     engine: str = "auto",
     progress=None,
+    commit_seconds: float = DEFAULT_COMMIT_SECONDS,
+    commit_bytes: int = DEFAULT_COMMIT_BYTES,
 ) -> Store:
     """Tokenize ``inputs`` (a path or list of paths) and/or ``texts`` into the store at ``path``.
 
     Rerunning an interrupted build with the same arguments resumes it; rerunning
     a finished one returns the store untouched. ``append=True`` adds the inputs
-    to an existing store made with the same tokenizer.
+    to an existing store made with the same tokenizer. The journal is committed
+    when a shard closes and also after ``commit_seconds`` of work or
+    ``commit_bytes`` of input text since the last commit, so a killed build
+    loses at most about that much; the finished bytes never depend on it.
     """
     from ..tokenize.tokenizer import load_tokenizer
 
@@ -100,6 +108,7 @@ def build(
             _check_appendable(path, base, tok, append)
             _check_same_mode(path, base, sources)
         run = _BuildRun(path, base, request, tok, sources, chunk_bytes, shard_tokens)
+        run.commit_every = (commit_seconds, commit_bytes)
         try:
             run.execute(workers or default_workers(), progress)
         except (InputError, TokenizerError):
@@ -213,18 +222,32 @@ class _BuildRun:
         base_shards = base["shards"] if base else []
         self.token_offset = base["num_tokens"] if base else 0
         self.doc_offset = base["num_documents"] if base else 0
-        self.pending: list[dict] = []
-        self.progress = [{"position": None, "complete": False, "documents": 0, "tokens": 0} for _ in sources]
+        self.commit_every = (DEFAULT_COMMIT_SECONDS, DEFAULT_COMMIT_BYTES)
         journal = read_journal(path)
-        if journal and self._resumable(journal):
-            self.pending = journal["shards"]
-            self.progress = journal["progress"]
-        elif journal:
+        if journal and not self._resumable(journal):
             remove_journal(path)
-        remove_unnamed_files(path, {s["name"] for s in base_shards + self.pending})
+            journal = None
+        if journal is None or not self._start(base_shards, journal):
+            self._start(base_shards, None)
+
+    def _start(self, base_shards: list, journal: dict | None) -> bool:
+        """Continue from ``journal`` (or from scratch for None); False if its open shard's files do not hold it."""
+        self.pending = journal["shards"] if journal else []
+        self.progress = journal["progress"] if journal else [
+            {"position": None, "complete": False, "documents": 0, "tokens": 0} for _ in self.sources]
+        open_shard = journal.get("open_shard") if journal else None
+        remove_unnamed_files(self.path, {s["name"] for s in base_shards + self.pending},
+                             keep_open=open_shard["name"] if open_shard else None)
         committed = sum(s["tokens"] for s in self.pending)
-        self.sink = ShardSink(path, dtype=tok.dtype.str, next_index=len(base_shards) + len(self.pending),
+        self.sink = ShardSink(self.path, dtype=self.tok.dtype.str, next_index=len(base_shards) + len(self.pending),
                               token_offset=self.token_offset + committed)
+        if open_shard:
+            try:
+                self.sink.reopen(open_shard)
+            except (OSError, ValueError):
+                remove_journal(self.path)  # its checkpoint did not survive: start afresh
+                return False
+        return True
 
     def _resumable(self, journal: dict) -> bool:
         return (
@@ -250,6 +273,8 @@ class _BuildRun:
 
     def execute(self, workers: int, progress) -> None:
         encode = lambda item: encode_chunk(self.tok, item[1].texts, item[1].ends)  # noqa: E731
+        seconds, nbytes = self.commit_every
+        last_commit, since_commit = time.monotonic(), 0
         try:
             for (index, chunk, last), (tokens, doc_ends) in ordered_map(encode, self._chunks(), workers=workers):
                 self.sink.write(tokens, doc_ends)
@@ -259,9 +284,15 @@ class _BuildRun:
                 state["documents"] += int(doc_ends.shape[0])
                 if progress is not None:
                     progress.update(index, chunk, int(tokens.shape[0]))
+                since_commit += chunk.nbytes
                 if self.sink.open_tokens >= self.shard_tokens:
                     self.pending.append(self.sink.close_shard())
-                    self._commit_journal()
+                    self._commit_journal(None)
+                elif since_commit >= nbytes or time.monotonic() - last_commit >= seconds:
+                    self._commit_journal(self.sink.checkpoint())  # mid-shard: the open shard continues on resume
+                else:
+                    continue
+                last_commit, since_commit = time.monotonic(), 0
             if self.sink.open_tokens:
                 self.pending.append(self.sink.close_shard())
         except BaseException:
@@ -269,13 +300,14 @@ class _BuildRun:
             raise
         self._commit_manifest()
 
-    def _commit_journal(self) -> None:
+    def _commit_journal(self, open_shard: dict | None) -> None:
         write_journal(self.path, {
             "format": JOURNAL_FORMAT,
             "version": FORMAT_VERSION,
             "base_manifest_sha256": self.base_sha,
             "request": self.request,
             "shards": self.pending,
+            "open_shard": open_shard,
             "progress": self.progress,
         })
 

@@ -16,7 +16,10 @@ from ..base.constants import (
 )
 from ..base.errors import CorruptStoreError, StoreError
 
-JOURNAL_FORMAT = "mmtok-build-journal"
+# Revision 2 can name an open shard (a mid-shard checkpoint); mmtok versions that
+# knew only "mmtok-build-journal" ignore it and start afresh, which stays correct.
+JOURNAL_FORMAT = "mmtok-build-journal-2"
+_OLD_JOURNAL_FORMATS = ("mmtok-build-journal",)
 
 
 def fsync_dir(path: str) -> None:
@@ -122,7 +125,8 @@ def read_journal(store: str) -> dict | None:
             journal = json.loads(f.read().decode("utf-8"))
     except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    if not isinstance(journal, dict) or journal.get("format") != JOURNAL_FORMAT or journal.get("version") != FORMAT_VERSION:
+    if not isinstance(journal, dict) or journal.get("format") not in (JOURNAL_FORMAT, *_OLD_JOURNAL_FORMATS) \
+            or journal.get("version") != FORMAT_VERSION:
         return None
     return journal
 

@@ -60,6 +60,32 @@ class ShardSink:
         self._docs.write(doc_ends.astype(np.int64) + self.token_offset)
         self.token_offset += tokens.shape[0]
 
+    def checkpoint(self) -> dict | None:
+        """Sync the shard being filled and describe it for the journal (None when no shard is open).
+
+        A resumed build reopens it with :meth:`reopen` and goes on filling it, so
+        shards are cut where an uninterrupted build cuts them.
+        """
+        if self._tokens is None:
+            return None
+        self._tokens.sync()
+        self._docs.sync()
+        return {"name": shard_name(self.next_index), "tokens": self._tokens.length, "documents": self._docs.length}
+
+    def reopen(self, entry: dict) -> None:
+        """Continue the shard a journal's checkpoint named (ValueError/OSError if its files do not hold it)."""
+        if entry["name"] != shard_name(self.next_index):
+            raise ValueError(f"the journal's open shard {entry['name']} is not the next one")
+        base = os.path.join(self.folder, TEMP_PREFIX + entry["name"])
+        self._tokens = NpyStreamWriter.reopen(base + TOKENS_SUFFIX, self.dtype, entry["tokens"])
+        try:
+            self._docs = NpyStreamWriter.reopen(base + DOCS_SUFFIX, DOCS_DTYPE, entry["documents"])
+        except BaseException:
+            self._tokens._file.close()
+            self._tokens = None
+            raise
+        self.token_offset += entry["tokens"]
+
     def close_shard(self) -> dict:
         """Finish the open shard durably under its final name and return its manifest entry."""
         name = shard_name(self.next_index)
@@ -87,12 +113,19 @@ class ShardSink:
         self._tokens = self._docs = None
 
 
-def remove_unnamed_files(store: str, keep_shards: set[str]) -> None:
-    """Delete leftovers of interrupted builds: shard files no manifest or journal names, temp files."""
+def remove_unnamed_files(store: str, keep_shards: set[str], keep_open: str | None = None) -> None:
+    """Delete leftovers of interrupted builds: shard files no manifest or journal names, temp files.
+
+    ``keep_open`` names the shard a journal checkpointed while it was being
+    filled: its temporary files are kept for the build to continue.
+    """
     folder = os.path.join(store, SHARDS_DIR)
+    kept_temp = {TEMP_PREFIX + keep_open + TOKENS_SUFFIX, TEMP_PREFIX + keep_open + DOCS_SUFFIX} if keep_open else set()
     if os.path.isdir(folder):
         for entry in os.listdir(folder):
             stem = entry.split(".", 1)[0]
+            if entry in kept_temp:
+                continue
             if entry.startswith(TEMP_PREFIX) or stem not in keep_shards:
                 os.unlink(os.path.join(folder, entry))
     for entry in os.listdir(store):
