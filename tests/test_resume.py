@@ -131,3 +131,26 @@ def _journal_state(journal):
         return None
     done = sum(s["tokens"] for s in data["shards"]) + (data["open_shard"] or {}).get("tokens", 0)
     return done, data.get("open_shard")
+
+
+def test_the_journal_commits_mid_shard_on_time_and_on_bytes(tmp_path, monkeypatch, real_text_file):
+    import copy
+    import importlib
+
+    build_module = importlib.import_module("mmtok.store.build")  # the module (mmtok.store.build is the function)
+
+    journals = []
+    real = build_module.write_journal
+    monkeypatch.setattr(build_module, "write_journal", lambda path, j: (journals.append(copy.deepcopy(j)), real(path, j)))
+    one_shard = dict(shard_tokens=10**9, chunk_bytes=50_000, workers=1)
+    mmtok.build(real_text_file, tmp_path / "t", commit_seconds=0.0, commit_bytes=10**12, **one_shard)
+    chunks = len(journals)
+    assert chunks >= 20 and all(j["open_shard"] and not j["shards"] for j in journals)  # time: after every chunk
+    assert [j["open_shard"]["tokens"] for j in journals] == sorted(j["open_shard"]["tokens"] for j in journals)
+    journals.clear()
+    mmtok.build(real_text_file, tmp_path / "b", commit_seconds=1e9, commit_bytes=500_000, **one_shard)
+    assert 3 <= len(journals) <= chunks // 5  # bytes: about every 500 kB of input (10 chunks)
+    journals.clear()
+    mmtok.build(real_text_file, tmp_path / "d", **one_shard)
+    assert journals == []  # the defaults (30 s, 256 MB) do not commit a 3 MB build mid-shard
+    assert snapshot(tmp_path / "t") == snapshot(tmp_path / "b") == snapshot(tmp_path / "d")
