@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import io
 import json
 import os
 import pathlib
@@ -24,8 +23,6 @@ import re
 import shutil
 import subprocess
 import sys
-
-import pytest
 
 from mmtok.inputs.sampletext import python_docs_prose, python_sources
 
@@ -219,7 +216,7 @@ def test_every_readme_example_runs(tmp_path):
                 ok, output = session.run(block["code"])
                 assert ok, f"{where} failed:\n{block['code']}\n{output}"
             assert "Traceback" not in output, f"{where} printed a traceback:\n{output}"
-            key, expected = _expectation(block)
+            _, expected = _expectation(block)
             if isinstance(expected, list):
                 for pattern in expected:
                     assert re.search(pattern, output), f"{where}: no match for {pattern!r} in:\n{output}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..base.errors import OptionError
 
-__all__ = ["check_options_apply", "PYTHON_SPELLING"]
+__all__ = ["PYTHON_SPELLING", "check_options_apply"]
 
 # How each reading option is spelled in messages: Python keywords by default;
 # the command line and TokenDataset pass their own spellings.

@@ -8,11 +8,9 @@ commit point for readers. Bad input rolls the store back to exactly what it was.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import time
-from contextlib import contextmanager
 from typing import Iterable
 
 from ..base.constants import (
@@ -26,16 +24,16 @@ from ..base.constants import (
 )
 from ..base.errors import (
     InputError,
-    OptionError,
-    StoreError,
     StoreExistsError,
     TokenizerError,
     TokenizerMismatchError,
 )
 from ..base.version import __version__
+from ..inputs.options import check_options_apply
 from ..inputs.readers import iter_chunks
 from ..inputs.sources import Source, resolve_source, texts_source
-from ..inputs.options import check_options_apply
+from .appendmode import check_same_mode
+from .folder import locked, prepare_folder
 from .manifest import (
     JOURNAL_FORMAT,
     atomic_write_bytes,
@@ -48,7 +46,7 @@ from .manifest import (
 )
 from .pipeline import default_workers, encode_chunk, ordered_map
 from .store import Store
-from .writer import ShardSink, is_store_folder, remove_store_files, remove_unnamed_files
+from .writer import ShardSink, remove_store_files, remove_unnamed_files
 
 
 def build(
@@ -98,15 +96,15 @@ def build(
         "shard_tokens": shard_tokens,
         "chunk_bytes": chunk_bytes,
     }
-    created = _prepare_folder(path)
-    with _locked(path):
+    created = prepare_folder(path)
+    with locked(path):
         base = read_manifest(path) if os.path.exists(os.path.join(path, "manifest.json")) else None
         if base is not None:
             if not append and _same_inputs(base, request):
                 remove_journal(path)
                 return Store(path)
             _check_appendable(path, base, tok, append)
-            _check_same_mode(path, base, sources)
+            check_same_mode(path, base, sources)
         run = _BuildRun(path, base, request, tok, sources, chunk_bytes, shard_tokens)
         run.commit_every = (commit_seconds, commit_bytes)
         try:
@@ -138,35 +136,6 @@ def _sources(inputs, texts, **options) -> list[Source]:
     return sources
 
 
-def _prepare_folder(path: str) -> bool:
-    """Create the store folder if needed; return True if this call created it."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise StoreError(f"{path}: exists and is not a folder; choose another output path")
-    try:
-        os.makedirs(path)
-        return True
-    except FileExistsError:
-        if not is_store_folder(path):
-            raise StoreError(f"{path}: folder is not empty and is not an mmtok store; choose another output path") from None
-        return False
-    except OSError as exc:
-        raise StoreError(f"{path}: cannot create the store folder ({exc.strerror})") from None
-
-
-@contextmanager
-def _locked(path: str):
-    """One build at a time per store: an exclusive lock on the store folder itself."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StoreError(f"{path}: another build is writing this store; wait for it to finish") from None
-        yield
-    finally:
-        os.close(fd)
-
-
 def _same_inputs(base: dict, request: dict) -> bool:
     """True when the store already holds exactly the requested inputs, built with this tokenizer."""
     done, wanted = base["inputs"], request["inputs"]
@@ -193,23 +162,6 @@ def _check_appendable(path: str, base: dict, tok, append: bool) -> None:
             f"allow_special {base['tokenizer']['allow_special']}), not {tok.name} "
             f"({tok.fingerprint}, eos {tok.eos_id}, allow_special {tok.allow_special}); append with the store's tokenizer or build a new store"
         )
-
-
-def _check_same_mode(path: str, base: dict, sources: list[Source]) -> None:
-    """An append never changes how a store is read: onto a line-by-line store, only line-by-line inputs.
-
-    (A store is viewed line by line when every input was read so; see FORMAT.md.
-    Onto a bulk store anything may be appended, and it stays bulk.)
-    """
-    if not (base["inputs"] and all(entry.get("line_by_line") for entry in base["inputs"])):
-        return
-    bulk = [source.display for source in sources if not source.line_by_line]
-    if bulk:
-        raise OptionError(
-            f"{path} is read line by line (one document per line, row or record), but {', '.join(bulk)} would be "
-            "read as one bulk document, which would turn the whole store into bulk windows; add --line-by-line "
-            "(line_by_line=True) to read it one document per line, or build it into a store of its own and "
-            "blend the two")
 
 
 class _BuildRun:

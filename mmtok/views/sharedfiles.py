@@ -16,7 +16,7 @@ import os
 from ..base.constants import TEMP_PREFIX, TOKENIZER_FILE
 from ..store.npyfile import file_sha256
 
-__all__ = ["share_tokenizer", "prune_shared", "SHARED_DIR"]
+__all__ = ["SHARED_DIR", "prune_shared", "share_tokenizer"]
 
 SHARED_DIR = "tokenizers"
 
