@@ -219,5 +219,13 @@ def test_automatic_stores_share_one_tokenizer_file(cache, tmp_path, docs_prose):
     for store in stores:  # each store is still whole on its own
         assert mmtok.store.verify_store(store.path)["shards"] == len(store.shards)
         assert store.tokenizer.fingerprint == store.fingerprint
+    from click.testing import CliRunner
+
+    from mmtok.cli.main import main
+
+    listing = CliRunner().invoke(main, ["stores"]).output
+    total = float(listing.splitlines()[-1].split(", ")[1].split(" MB")[0])
+    each = [float(line.split()[0]) for line in listing.splitlines()[:-1]]
+    assert len(each) == 4 and total < sum(each) - 3 * 1.4  # the shared tokenizer file counted once
     mmtok.views.clean_stores()
     assert os.listdir(os.path.join(cache, "tokenizers")) == []  # no store links to it any more

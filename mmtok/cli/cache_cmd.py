@@ -62,6 +62,9 @@ def export_command(store, output, fmt, codec, level, threads, no_tokenizer, forc
     from ..cache.export import export_store
 
     if os.path.lexists(output) and not force:
+        from ..store.manifest import read_manifest
+
+        read_manifest(store)  # a missing or damaged store is the first thing to say
         raise StoreExistsError(f"{output}: already exists; choose another -o, or pass --force to replace it")
 
     codec = _codec_for(output, codec)
