@@ -139,6 +139,7 @@ NOT_APPLYING = [
     (["a.txt", "--column", "body"], "--column"),
     (["d.jsonl", "--column", "1"], "--column"),
     (["a.txt", "--field", "body"], "--field"),
+    (["a.txt", "--field", "text"], "--field"),  # given explicitly, even with the default value
     (["p.csv", "--field", "body"], "--field"),
     (["a.txt", "--no-header"], "--no-header"),
     (["d.jsonl", "--no-header"], "--no-header"),

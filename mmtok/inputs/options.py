@@ -15,9 +15,8 @@ def check_options_apply(sources, *, column=None, field: str | None = None, heade
                         bulk: bool = False, spelling: dict | None = None) -> None:
     """Refuse (:class:`OptionError`) an option given explicitly that applies to none of ``sources``.
 
-    ``column`` and ``header=False`` apply to CSV inputs, a ``field`` other than
-    ``None``/``"text"`` to JSONL inputs, ``bulk`` (an explicit ``--bulk``) to
-    text files; in a build mixing kinds, an option needs one input it fits.
+    ``column`` and ``header=False`` apply to CSV inputs, ``field`` (None: not
+    given) to JSONL inputs, ``bulk`` (an explicit ``--bulk``) to text files; in a build mixing kinds, an option needs one input it fits.
     ``spelling`` names the options as the caller typed them (default: Python).
     """
     names = {**PYTHON_SPELLING, **(spelling or {})}
@@ -25,7 +24,7 @@ def check_options_apply(sources, *, column=None, field: str | None = None, heade
     listed = ", ".join(source.display for source in sources)
     given = [("column", column is not None, "csv", "a CSV column"),
              ("header", header is False, "csv", "CSV files"),
-             ("field", field not in (None, "text"), "jsonl", "a JSON-lines field"),
+             ("field", field is not None, "jsonl", "a JSON-lines field"),
              ("bulk", bulk, "txt", "text files (CSV rows and JSON lines are always one document each)")]
     for option, present, kind, what in given:
         if present and kind not in kinds:

@@ -128,7 +128,8 @@ def _sources(inputs, texts, **options) -> list[Source]:
     sources = [item if isinstance(item, Source) else resolve_source(item, **options) for item in paths]
     files = [source for item, source in zip(paths, sources) if not isinstance(item, Source)]
     if files:
-        check_options_apply(files, column=options["column"], field=options["field"], header=options["header"])
+        field = None if options["field"] == "text" else options["field"]  # the default counts as not given
+        check_options_apply(files, column=options["column"], field=field, header=options["header"])
     if texts is not None:
         sources.append(texts_source(texts))
     if not sources:

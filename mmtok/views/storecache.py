@@ -78,7 +78,8 @@ def obtain_store(paths, texts, *, store_path=None, source_options: dict, tokeniz
     """
     sources = [resolve_source(path, **source_options) for path in paths]
     if sources:
-        check_options_apply(sources, column=source_options.get("column"), field=source_options.get("field"),
+        field = source_options.get("field")
+        check_options_apply(sources, column=source_options.get("column"), field=None if field == "text" else field,
                             header=source_options.get("header", True), spelling={"column": "text_column="})
     identities = [source.identity() for source in sources]
     if texts is not None:
