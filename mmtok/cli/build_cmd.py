@@ -113,7 +113,7 @@ def demo_command(output):
     with open(text_path, "w", encoding="utf-8") as f:
         f.write(python_docs_prose())
     store_path = os.path.join(output, "python-docs.mmtok")
-    store = run_build([text_path], store_path, quiet=False, line_by_line=None, column=None, field="text", header=True)
+    store = run_build([text_path], store_path, quiet=False, line_by_line=None, column=None, field=None, header=True)
     verify_store(store_path)
     click.echo(f"verify: OK ({counted(len(store.shards), 'shard')} checked)")
     print_info(store_info(store))
