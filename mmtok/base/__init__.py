@@ -7,6 +7,7 @@ the standard library). Imports from here go downward from every layer.
 from .errors import (
     CacheError,
     CorruptStoreError,
+    FormatError,
     InputError,
     InputNotFoundError,
     MmtokError,
@@ -29,5 +30,6 @@ __all__ = [
     "CorruptStoreError",
     "CacheError",
     "OptionError",
+    "FormatError",
     "__version__",
 ]

@@ -20,6 +20,9 @@ __all__ = [
     "CorruptStoreError",
     "CacheError",
     "OptionError",
+
+
+    "FormatError",
 ]
 
 
@@ -77,3 +80,7 @@ class OptionError(MmtokError, ValueError):
     The command line reports it as a usage error (exit code 2); the message
     names the option as the caller spelled it and the input it does not fit.
     """
+
+
+class FormatError(MmtokError, ValueError):
+    """A file in another stack's token format (Megatron, nanoGPT, llm.c, ...) is damaged, hostile or not as declared."""
