@@ -48,7 +48,7 @@ EXPECT = {
         "assert store.num_documents == 300 and store.tokens[1000:2024].shape == (1024,)\n"
         "assert len(store.documents[3:5]) == 2 and lengths.shape == (5,) and tokens.shape == (lengths.sum(),)\n"
     ),
-    "from mmtok import TokenDataset\n": (
+    'data = TokenDataset.open("corpus.mmtok", block_size=2048)': (
         "assert batch.shape == (64, 2048) and data.block_size == 2048 and len(data) == 400\n"
         "assert data.decode(0).startswith(open('corpus-first-line.txt', encoding='utf-8').read()[:200])\n"
     ),

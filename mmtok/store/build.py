@@ -29,6 +29,7 @@ from ..base.errors import (
     TokenizerMismatchError,
 )
 from ..base.version import __version__
+from ..inputs.cachesniff import refuse_cache_file
 from ..inputs.options import check_options_apply
 from ..inputs.readers import iter_chunks
 from ..inputs.sources import Source, resolve_source, texts_source
@@ -130,6 +131,9 @@ def _sources(inputs, texts, **options) -> list[Source]:
     if files:
         field = None if options["field"] == "text" else options["field"]  # the default counts as not given
         check_options_apply(files, column=options["column"], field=field, header=options["header"])
+    for source in sources:
+        if source.kind == "txt" and source.path is not None:
+            refuse_cache_file(source)
     if texts is not None:
         sources.append(texts_source(texts))
     if not sources:
