@@ -255,10 +255,10 @@ def _cases(folder, good) -> dict[str, tuple[str, str]]:
         with_manifest(b"[" * 5000 + b" " * 200_000 + b"]" * 5000))
     twin = json.loads(json.dumps(manifest))
     twin["shards"][1]["name"] = twin["shards"][0]["name"]
-    add("duplicate shard names", "not distinct shard numbers", with_manifest(mmtok.store.manifest.encode_json(twin)))
+    add("duplicate shard names", "is listed twice", with_manifest(mmtok.store.manifest.encode_json(twin)))
     long = json.loads(json.dumps(manifest))
     long["shards"][0]["name"] = "1" * 300
-    add("300-digit shard name", "not distinct shard numbers", with_manifest(mmtok.store.manifest.encode_json(long)))
+    add("300-digit shard name", "must be 1 to 20 ASCII digits", with_manifest(mmtok.store.manifest.encode_json(long)))
     add("bomb: 1 GiB zero bin (zstd)", "declares a bin of 1,073,741,824 bytes",
         lambda p: _zeros_stream(p, b"".join([b"\xabmmtok-cache", msgpack.packb(header), b"\xc6\x40\x00\x00\x00"]),
                                 GIB, "zstd"))

@@ -203,7 +203,7 @@ def test_pickles_without_token_data(bulk_store, csv_store):
         data = pickle.dumps(ds)
         assert len(data) < 10_000
         copy = pickle.loads(data)
-        assert copy.store._tokens == [None] * len(copy.store.shards)  # maps reopen on first use
+        assert not copy.store._maps._open  # maps reopen on first use
         assert (len(copy), copy.block_size, copy.stride, copy.pad_id, copy.dtype) == \
             (len(ds), ds.block_size, ds.stride, ds.pad_id, ds.dtype)
         np.testing.assert_array_equal(copy[-3:], ds[-3:])

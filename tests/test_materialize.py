@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from test_merge import csv_store, distinct_rows, random_documents, synthetic_store
 
 from mmtok import TokenDataset, blend, merge_datasets
-from mmtok.base.errors import StoreExistsError
+from mmtok.base.errors import StoreError, StoreExistsError
 from mmtok.cli import main
 from mmtok.store.verify import verify_store
 from mmtok.views.materialize import materialize
@@ -135,7 +135,7 @@ def test_the_destination_appears_whole_or_not_at_all(tmp_path, stores, monkeypat
         return type(view).get_batch(view, *args, **kwargs)
 
     monkeypatch.setattr(view, "get_batch", failing)
-    with pytest.raises(OSError, match="disk on fire"):
+    with pytest.raises(StoreError, match="disk on fire"):
         materialize(view, tmp_path / "failed.mmtok", batch_tokens=BLOCK * 300, shard_tokens=5_000)
     assert sorted(os.listdir(tmp_path)) == ["empty", "taken"]  # no store, no temporary folder
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 FORMAT_NAME = "mmtok-store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Store versions this mmtok reads (1: no manifest history; FORMAT.md, "Version history").
+READABLE_FORMAT_VERSIONS = (1, 2)
 
 MANIFEST_FILE = "manifest.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -13,6 +15,18 @@ TOKENS_SUFFIX = ".tokens.npy"
 DOCS_SUFFIX = ".docs.npy"
 TEMP_PREFIX = ".tmp-"
 SHARD_NAME_DIGITS = 6
+# A shard name is 1 to this many ASCII digits (6 written, more once a store passes a million shards).
+SHARD_NAME_MAX_DIGITS = 20
+
+# Reader limits of a store: manifest.json and tokenizer.json are read into memory,
+# so their sizes are capped (checked with fstat before reading); every count fits this.
+STORE_MAX_MANIFEST_BYTES = 1 << 28
+STORE_MAX_TOKENIZER_BYTES = 1 << 28
+STORE_MAX_JOURNAL_BYTES = 1 << 28
+STORE_MAX_COUNT = 1 << 48
+# At most this many shards of one open store are memory-mapped at once (each map
+# holds a file descriptor); the least recently used are unmapped beyond it.
+STORE_MAX_OPEN_SHARDS = 256
 
 # Token ids are little-endian unsigned: uint16 when every id fits, else uint32.
 TOKEN_DTYPES = ("<u2", "<u4")

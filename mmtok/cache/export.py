@@ -36,6 +36,7 @@ from ..store.atomicfile import AtomicFile
 from ..store.manifest import encode_json
 from ..store.npyfile import read_npy_header
 from ..store.store import Store, shard_paths
+from ..store.verify import file_problems
 from .checks import check_view
 from .compression import (
     CompressedWriter,
@@ -110,6 +111,9 @@ def export_store(
     view = check_view(view)
     if not isinstance(store, Store):
         store = Store(store)
+    problems = file_problems(store)  # nothing is read from a FIFO, a device or a file outside the store
+    if problems:
+        raise CorruptStoreError(problems[0] + (f" (and {len(problems) - 1} more: run `mmtok verify`)" if len(problems) > 1 else ""))
     target = AtomicFile(os.fspath(destination))
     try:
         out = CompressedWriter(target.file, codec, level, threads)

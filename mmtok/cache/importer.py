@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 
 from ..base.constants import DEFAULT_SHARD_TOKENS, MANIFEST_FILE, SHARDS_DIR, TEMP_PREFIX
 from ..base.errors import CacheError, MmtokError, StoreError, StoreExistsError
+from ..base.faults import fault_point
 from ..remote.urls import is_remote
 from ..store.atomicfile import current_umask
 from ..store.manifest import fsync_dir
 from ..store.store import Store
+from ..store.tempfiles import owned_temp_dir, remove_orphans
 from .checks import check_header
 from .compression import Progress, compression_ratio
 from .container import CacheReader, open_cache
@@ -113,7 +114,10 @@ def import_cache(
         parent = os.path.dirname(destination)
         try:
             os.makedirs(parent, exist_ok=True)
-            tmp = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}import-{os.path.basename(destination)}.", dir=parent)
+            prefix = f"{TEMP_PREFIX}import-{os.path.basename(destination)}."
+            remove_orphans(parent, prefix)  # left by a killed import into the same place
+            owned = owned_temp_dir(parent, prefix)
+            tmp = owned.path
             os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private; a store is an ordinary folder
         except OSError as exc:
             raise StoreError(f"{destination}: cannot create the store there ({exc.strerror})") from None
@@ -133,15 +137,18 @@ def import_cache(
                 if old is not None:
                     os.rename(old, destination)
                 raise StoreExistsError(f"{destination}: appeared while importing; choose another path") from None
+            fault_point("import-renamed")
             fsync_dir(parent)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            owned.release()
             if isinstance(exc, OSError) and not isinstance(exc, MmtokError):
                 raise StoreError(f"{destination}: import failed, nothing was left there "
                                  f"({exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''})") from None
             raise
+        owned.release()
         raw = stream.raw_bytes
     store = Store(destination)
     size = os.path.getsize(source)

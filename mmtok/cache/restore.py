@@ -24,6 +24,7 @@ from ..base.constants import (
     TOKENIZER_FILE,
 )
 from ..base.errors import CacheError, StoreError, TokenizerMismatchError
+from ..base.faults import fault_point
 from ..store.atomicfile import write_synced
 from ..store.manifest import check_manifest, encode_json
 from ..store.store import shard_paths
@@ -102,6 +103,7 @@ def restore_store(reader: CacheReader, tmp: str, tokenizer, progress) -> tuple[d
     vocab, eos = tok_info["vocab_size"], manifest["eos_id"]
     start, last_end = 0, 0
     for index, entry in enumerate(manifest["shards"]):
+        fault_point("import-section")
         where = f"shard {index}"
         record = reader.record("shard")
         require(record.get("index") == index and record.get("name") == entry["name"]

@@ -27,15 +27,20 @@ def run_build(inputs, output, *, quiet: bool, rank: int | None = None, world_siz
     sources = [resolve_source(path, **{**reading, "field": reading["field"] or "text"}) for path in inputs]
     check_options_apply(sources, column=reading["column"], field=reading["field"], header=reading["header"],
                         bulk=reading["line_by_line"] is False, spelling=CLI_SPELLING)
+    again = options.pop("again", False)
     if rank is not None:
         return _run_partition(sources, output, rank, world_size, quiet=quiet, **options)
     progress = BuildProgress([s.size for s in sources], enabled=False if quiet else None)
+    notes = []
     try:
-        store = build(sources, output, progress=progress, **options)
+        store = build(sources, output, progress=progress, on_note=notes.append, again=again, **options)
     finally:
         progress.close()
+    for note in notes:
+        click.echo(note, err=True)  # said even with --quiet: nothing was appended
     if not quiet:
-        click.echo(progress.summary() if progress.tokens else "nothing new to tokenize", err=True)
+        if progress.tokens or not notes:
+            click.echo(progress.summary() if progress.tokens else "nothing new to tokenize", err=True)
         click.echo(f"{output}: {counted(store.num_tokens, 'token')}, {counted(store.num_documents, 'document')}, "
                    f"{counted(len(store.shards), 'shard')} ({store.dtype.name})")
     return store
@@ -119,6 +124,8 @@ class _BuildCommand(click.Command):
 @click.option("--no-header", is_flag=True, help="The CSV files have no header row.")
 @click.option("--field", default=None, help="JSON lines: the field holding the text (default: text).")
 @click.option("--append", is_flag=True, help="Add the inputs to an existing store (same tokenizer).")
+@click.option("--again", is_flag=True,
+              help="With --append: append even if the store already holds these same inputs (a rerun is otherwise a no-op).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Tokenizing threads (default: all cores).")
 @click.option("--engine", type=click.Choice(["auto", "tiktoken", "tokenizers"]), default="auto", show_default=True,
               help="Encoder: tiktoken where proven identical to the tokenizer, else the tokenizers reference.")
@@ -131,7 +138,7 @@ class _BuildCommand(click.Command):
               help="How many splits the inputs are cut into (by file and by byte ranges at safe cut points).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def build_command(inputs, output, tokenizer, vocab_file, merges_file, eos_token, line_by_line, column, no_header,
-                  field, append, workers, engine, shard_tokens, chunk_bytes, rank, world_size, quiet):
+                  field, append, again, workers, engine, shard_tokens, chunk_bytes, rank, world_size, quiet):
     """Tokenize INPUT files (.txt, .csv, .jsonl, optionally .gz/.zst) into the store OUTPUT.
 
     Rerunning an interrupted build resumes it where it stopped. With --rank R
@@ -143,6 +150,8 @@ def build_command(inputs, output, tokenizer, vocab_file, merges_file, eos_token,
 
     if (vocab_file is None) != (merges_file is None):
         raise click.UsageError("--vocab-file and --merges-file go together")
+    if again and not append:
+        raise click.UsageError("--again goes with --append")
     if (rank is None) != (world_size is None):
         raise click.UsageError("--rank and --world-size go together")
     if rank is not None and rank >= world_size:
@@ -151,7 +160,7 @@ def build_command(inputs, output, tokenizer, vocab_file, merges_file, eos_token,
         raise click.UsageError("--append does not combine with --rank: partitions are committed into a new store")
     tok = load_tokenizer(tokenizer, vocab_file=vocab_file, merges_file=merges_file, eos_token=eos_token, engine=engine)
     run_build(inputs, output, quiet=quiet, tokenizer=tok, line_by_line=line_by_line, column=_column(column),
-              field=field, header=not no_header, append=append, workers=workers,
+              field=field, header=not no_header, append=append, again=again, workers=workers,
               shard_tokens=shard_tokens or DEFAULT_SHARD_TOKENS, chunk_bytes=chunk_bytes or DEFAULT_CHUNK_BYTES,
               **({} if rank is None else {"rank": rank, "world_size": world_size}))
 

@@ -54,9 +54,15 @@ def info_command(store, as_json):
 @click.argument("store")
 def verify_command(store):
     """Prove STORE whole: checksums, offsets, id ranges, eos at every document end."""
-    from ..store.verify import verify_store
+    from ..store.verify import check_store
 
-    report = verify_store(store)
+    report = check_store(store)
+    if report["problems"]:
+        for problem in report["problems"]:
+            click.echo(problem, err=True)
+        click.echo(f"{store}: DAMAGED ({counted(len(report['problems']), 'problem')}; a store of "
+                   f"{counted(report['shards'], 'shard')}); readers may refuse it or return wrong data", err=True)
+        raise SystemExit(1)
     click.echo(f"{store}: OK ({counted(report['shards'], 'shard')}, {counted(report['tokens'], 'token')}, {counted(report['documents'], 'document')})")
     if report["leftovers"]:
         click.echo(f"note: {len(report['leftovers'])} files of an interrupted build are not part of the store: "
@@ -121,17 +127,21 @@ def _sample_tokens(store, sample: int, block_size: int, stride):
 @click.option("--stale", is_flag=True, help="Only stores whose input changed or is gone.")
 def stores_command(clean, stale):
     """List (or --clean) the stores TokenDataset keeps in the cache folder ($MMTOK_CACHE_DIR)."""
-    from ..views.storecache import cache_dir, clean_stores, list_stores
+    from ..views.storecache import cache_dir, clean_stores, leftovers, list_stores
 
     if clean:
         removed = clean_stores(stale_only=stale)
-        click.echo(f"removed {counted(len(removed), 'store')} from {cache_dir()}")
+        stores = sum(path.endswith(".mmtok") for path in removed)
+        extra = f" and {counted(len(removed) - stores, 'leftover')}" if len(removed) > stores else ""
+        click.echo(f"removed {counted(stores, 'store')}{extra} from {cache_dir()}")
         return
     entries = [entry for entry in list_stores() if entry.stale or not stale]
     for entry in entries:
         state = "stale" if entry.stale else "complete" if entry.complete else "interrupted"
         click.echo(f"{entry.bytes / 1e6:10,.1f} MB  {state:<11} {entry.path}  <- {', '.join(entry.inputs)}")
     total = _disk_bytes([entry.path for entry in entries])
+    for path in leftovers():
+        click.echo(f"{'':>10}     leftover    {path}  (of a killed import or failed run; `mmtok stores --clean` removes it)")
     click.echo(f"{counted(len(entries), 'store')}, {total / 1e6:,.1f} MB on disk in {cache_dir()}"
                + (" (tokenizer files shared between stores counted once)" if len(entries) > 1 else ""))
 

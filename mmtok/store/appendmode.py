@@ -1,11 +1,11 @@
-"""An append never changes how a store is read (FORMAT.md, "Reading mode")."""
+"""What an append must respect: the store's tokenizer, and how it is read (FORMAT.md, "Reading mode")."""
 
 from __future__ import annotations
 
-from ..base.errors import OptionError
+from ..base.errors import OptionError, StoreExistsError, TokenizerMismatchError
 from ..inputs.sources import Source
 
-__all__ = ["check_same_mode"]
+__all__ = ["check_appendable", "check_same_mode"]
 
 
 def check_same_mode(path: str, base: dict, sources: list[Source]) -> None:
@@ -23,3 +23,20 @@ def check_same_mode(path: str, base: dict, sources: list[Source]) -> None:
             "read as one bulk document, which would turn the whole store into bulk windows; add --line-by-line "
             "(line_by_line=True) to read it one document per line, or build it into a store of its own and "
             "blend the two")
+
+
+def check_appendable(path: str, base: dict, tok, append: bool) -> None:
+    if not append:
+        raise StoreExistsError(
+            f"{path}: a store already exists there with other inputs; use --append (append=True) "
+            "to add these inputs to it, or choose another output path"
+        )
+    if (base["tokenizer"]["fingerprint"], base["eos_id"], base["tokenizer"]["allow_special"]) != (
+        tok.fingerprint, tok.eos_id, tok.allow_special
+    ):
+        raise TokenizerMismatchError(
+            f"{path}: the store was made with tokenizer {base['tokenizer'].get('name')} "
+            f"({base['tokenizer']['fingerprint']}, eos {base['eos_id']}, "
+            f"allow_special {base['tokenizer']['allow_special']}), not {tok.name} "
+            f"({tok.fingerprint}, eos {tok.eos_id}, allow_special {tok.allow_special}); append with the store's tokenizer or build a new store"
+        )

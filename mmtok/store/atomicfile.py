@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 from ..base.constants import TEMP_PREFIX
 from ..base.errors import StoreError
+from ..base.faults import fault_point
 from .manifest import fsync_dir
+from .tempfiles import owned_temp_file, remove_orphans
 
 
 class AtomicFile:
@@ -20,25 +21,35 @@ class AtomicFile:
             raise StoreError(f"{path}: is a folder; give the cache file's name")
         try:
             os.makedirs(folder, exist_ok=True)
-            fd, self.tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{name}.", dir=folder)
+            remove_orphans(folder, f"{TEMP_PREFIX}{name}.")  # left by a killed export to the same file
+            self._owned, fd = owned_temp_file(folder, f"{TEMP_PREFIX}{name}.")
         except OSError as exc:
             raise StoreError(f"{path}: cannot write there ({exc.strerror})") from None
+        self.tmp = self._owned.path
         self.file = os.fdopen(fd, "wb")
 
     def commit(self) -> None:
         self.file.flush()
         os.fsync(self.file.fileno())
+        fault_point("export-written")
         self.file.close()
         os.chmod(self.tmp, 0o666 & ~current_umask())
         os.replace(self.tmp, self.path)
+        fault_point("export-renamed")
+        self._owned.release()
         fsync_dir(os.path.dirname(self.path))
 
     def abort(self) -> None:
-        self.file.close()
+        """Remove the temporary file; never raises (with a full disk, the close's final flush fails)."""
+        try:
+            self.file.close()
+        except OSError:
+            pass
         try:
             os.unlink(self.tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
+        self._owned.release()
 
 
 def current_umask() -> int:

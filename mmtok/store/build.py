@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import warnings
 from typing import Iterable
 
 from ..base.constants import (
@@ -24,17 +25,19 @@ from ..base.constants import (
 )
 from ..base.errors import (
     InputError,
-    StoreExistsError,
+    MmtokError,
+    StoreError,
     TokenizerError,
-    TokenizerMismatchError,
 )
+from ..base.faults import fault_point
 from ..base.version import __version__
 from ..inputs.cachesniff import refuse_cache_file
 from ..inputs.options import check_options_apply
 from ..inputs.readers import iter_chunks
 from ..inputs.sources import Source, resolve_source, texts_source
-from .appendmode import check_same_mode
+from .appendmode import check_appendable, check_same_mode
 from .folder import locked, prepare_folder
+from .history import forget_stale_journal, recorded_request, request_sha256, write_failure
 from .manifest import (
     JOURNAL_FORMAT,
     atomic_write_bytes,
@@ -62,6 +65,8 @@ def build(
     field: str = "text",
     header: bool = True,
     append: bool = False,
+    again: bool = False,
+    on_note=None,
     workers: int | None = None,
     shard_tokens: int = DEFAULT_SHARD_TOKENS,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
@@ -78,6 +83,12 @@ def build(
     when a shard closes and also after ``commit_seconds`` of work or
     ``commit_bytes`` of input text since the last commit, so a killed build
     loses at most about that much; the finished bytes never depend on it.
+    to an existing store made with the same tokenizer; an append whose request
+    (the same input files, unchanged, and settings) the store's history already
+    records is a no-op that says so through ``on_note(message)`` (default: a
+    warning), unless ``again=True`` asks to append the same inputs once more.
+    A full disk raises :class:`StoreError`; the store stays at its last commit
+    and a rerun resumes once space is freed.
     """
     from ..tokenize.tokenizer import load_tokenizer
 
@@ -104,9 +115,18 @@ def build(
             if not append and _same_inputs(base, request):
                 remove_journal(path)
                 return Store(path)
-            _check_appendable(path, base, tok, append)
+            check_appendable(path, base, tok, append)
             check_same_mode(path, base, sources)
-        run = _BuildRun(path, base, request, tok, sources, chunk_bytes, shard_tokens)
+            done = None if again else recorded_request(base, request)
+            if done is not None:
+                forget_stale_journal(path, base)
+                names = ", ".join(str(entry["path"]) for entry in request["inputs"])
+                note = (f"{path}: nothing appended: the store already holds {names} (unchanged, same settings; "
+                        f"its inputs {done['inputs'][0]}..{done['inputs'][1] - 1}); "
+                        "use --again (again=True) to append the same inputs once more")
+                (on_note or (lambda text: warnings.warn(text, stacklevel=3)))(note)
+                return Store(path)
+        run = _BuildRun(path, base, request, tok, sources, chunk_bytes, shard_tokens, again=again)
         run.commit_every = (commit_seconds, commit_bytes)
         try:
             run.execute(workers or default_workers(), progress)
@@ -116,6 +136,10 @@ def build(
             if base is None:
                 remove_store_files(path, remove_folder=created)
             raise
+        except OSError as exc:
+            if isinstance(exc, MmtokError):
+                raise
+            raise StoreError(write_failure(path, exc)) from None
         return Store(path)
 
 
@@ -152,23 +176,6 @@ def _same_inputs(base: dict, request: dict) -> bool:
     )
 
 
-def _check_appendable(path: str, base: dict, tok, append: bool) -> None:
-    if not append:
-        raise StoreExistsError(
-            f"{path}: a store already exists there with other inputs; use --append (append=True) "
-            "to add these inputs to it, or choose another output path"
-        )
-    if (base["tokenizer"]["fingerprint"], base["eos_id"], base["tokenizer"]["allow_special"]) != (
-        tok.fingerprint, tok.eos_id, tok.allow_special
-    ):
-        raise TokenizerMismatchError(
-            f"{path}: the store was made with tokenizer {base['tokenizer'].get('name')} "
-            f"({base['tokenizer']['fingerprint']}, eos {base['eos_id']}, "
-            f"allow_special {base['tokenizer']['allow_special']}), not {tok.name} "
-            f"({tok.fingerprint}, eos {tok.eos_id}, allow_special {tok.allow_special}); append with the store's tokenizer or build a new store"
-        )
-
-
 def tokenizer_entry(tok, tokenizer_json: bytes) -> dict:
     """The manifest's ``tokenizer`` field for ``tok``, whose tokenizer.json bytes are ``tokenizer_json``."""
     return {
@@ -181,8 +188,8 @@ def tokenizer_entry(tok, tokenizer_json: bytes) -> dict:
 class _BuildRun:
     """One build (fresh, resumed or appending) between two manifests."""
 
-    def __init__(self, path, base, request, tok, sources, chunk_bytes, shard_tokens):
-        self.path, self.base, self.request, self.tok = path, base, request, tok
+    def __init__(self, path, base, request, tok, sources, chunk_bytes, shard_tokens, *, again=False):
+        self.path, self.base, self.request, self.tok, self.again = path, base, request, tok, again
         self.sources, self.chunk_bytes, self.shard_tokens = sources, chunk_bytes, shard_tokens
         self.base_sha = manifest_sha256(path)
         base_shards = base["shards"] if base else []
@@ -244,6 +251,7 @@ class _BuildRun:
         try:
             for (index, chunk, last), (tokens, doc_ends) in ordered_map(encode, self._chunks(), workers=workers):
                 self.sink.write(tokens, doc_ends)
+                fault_point("chunk-written")
                 state = self.progress[index]
                 state["position"], state["complete"] = chunk.position, last
                 state["tokens"] += int(tokens.shape[0])
@@ -281,8 +289,11 @@ class _BuildRun:
         tok, base = self.tok, self.base
         tokenizer_json = tok.to_json().encode("utf-8")
         if base is None:
-            atomic_write_bytes(os.path.join(self.path, TOKENIZER_FILE), tokenizer_json)
+            atomic_write_bytes(os.path.join(self.path, TOKENIZER_FILE), tokenizer_json, step="tokenizer")
         inputs = list(base["inputs"]) if base else []
+        history = list(base.get("history", [])) if base else []
+        history.append({"request_sha256": request_sha256(self.request), "inputs": [len(inputs), len(inputs) + len(self.sources)],
+                        "again": self.again, "shard_tokens": self.shard_tokens, "chunk_bytes": self.chunk_bytes})
         first_token, first_doc = self.token_offset, self.doc_offset
         for source, state in zip(self.sources, self.progress):
             inputs.append({**source.identity(), "position": state["position"], "first_token": first_token,
@@ -301,10 +312,12 @@ class _BuildRun:
             "num_documents": sum(s["documents"] for s in shards),
             "shards": shards,
             "inputs": inputs,
+            "history": history,
             "build": {"shard_tokens": self.shard_tokens, "chunk_bytes": self.chunk_bytes},
         }
         write_manifest(self.path, manifest)
         remove_journal(self.path)
+        fault_point("journal-removed")
 
     def rollback(self) -> None:
         """Forget this build: its journal and every shard file the manifest does not name."""

@@ -15,7 +15,7 @@ class Documents:
     same selection as one flat array and the lengths (a ragged pair).
     """
 
-    def __init__(self, store: Store):
+    def __init__(self, store):
         self._store = store
 
     def __len__(self) -> int:

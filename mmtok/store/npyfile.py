@@ -14,6 +14,7 @@ import numpy as np
 
 from ..base.constants import NPY_HEADER_BYTES
 from ..base.errors import CorruptStoreError
+from .safefile import open_store_file
 
 _MAGIC = b"\x93NUMPY\x01\x00"
 
@@ -80,10 +81,14 @@ class NpyStreamWriter:
         return file_sha256(self.path)
 
     def abort(self) -> None:
-        self._file.close()
+        """Drop the file; never raises (a full disk can make the final flush of ``close`` fail)."""
+        try:
+            self._file.close()
+        except OSError:
+            pass
         try:
             os.unlink(self.path)
-        except FileNotFoundError:
+        except OSError:
             pass
 
 
@@ -105,24 +110,30 @@ def read_npy_header(f) -> tuple[tuple, bool, np.dtype]:
     raise ValueError(f"unsupported .npy version {version}")
 
 
-def open_npy(path: str, *, dtype: str, length: int) -> np.ndarray:
-    """Map a 1-D ``.npy`` read-only after checking its header is what we expect."""
+def open_npy(path: str, *, dtype: str, length: int, store: str | None = None) -> np.ndarray:
+    """Map a 1-D ``.npy`` of the store ``store`` read-only after checking its header is what we expect.
+
+    The file must be a regular file inside ``store`` (default: its own folder; :func:`open_store_file`).
+    """
     try:
-        with open(path, "rb") as f:
+        with open_store_file(store or os.path.dirname(os.path.abspath(path)), path) as f:
             shape, fortran, found = read_npy_header(f)
             offset = f.tell()
-        size = os.path.getsize(path)
+            size = os.fstat(f.fileno()).st_size
+            if found.str != np.dtype(dtype).str or fortran or shape != (length,):
+                raise CorruptStoreError(
+                    f"{path}: header says dtype {found.str} shape {shape}, manifest says {dtype} ({length},)"
+                )
+            if size != offset + length * found.itemsize:
+                raise CorruptStoreError(f"{path}: file is {size} bytes, expected {offset + length * found.itemsize}")
+            if length == 0:
+                return np.empty(0, dtype=found)
+            # A plain ndarray over the map: numpy's memmap subclass adds overhead to every slice.
+            return np.memmap(f, dtype=found, mode="r", offset=offset, shape=(length,)).view(np.ndarray)
     except FileNotFoundError:
         raise CorruptStoreError(f"{path}: missing; the store is incomplete (run `mmtok verify`)") from None
-    except ValueError as exc:
-        raise CorruptStoreError(f"{path}: not a valid .npy file ({exc})") from None
-    if found.str != np.dtype(dtype).str or fortran or shape != (length,):
-        raise CorruptStoreError(
-            f"{path}: header says dtype {found.str} shape {shape}, manifest says {dtype} ({length},)"
-        )
-    if size != offset + length * found.itemsize:
-        raise CorruptStoreError(f"{path}: file is {size} bytes, expected {offset + length * found.itemsize}")
-    if length == 0:
-        return np.empty(0, dtype=found)
-    # A plain ndarray over the map: numpy's memmap subclass adds overhead to every slice.
-    return np.memmap(path, dtype=found, mode="r", offset=offset, shape=(length,)).view(np.ndarray)
+    except (ValueError, SyntaxError) as exc:
+        if isinstance(exc, CorruptStoreError):
+            raise
+        raise CorruptStoreError(f"{path}: not a valid .npy file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+

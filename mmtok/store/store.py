@@ -12,6 +12,7 @@ from ..base.constants import (
     DOCS_SUFFIX,
     MANIFEST_FILE,
     SHARDS_DIR,
+    STORE_MAX_TOKENIZER_BYTES,
     TOKENIZER_FILE,
     TOKENS_SUFFIX,
 )
@@ -20,11 +21,10 @@ from ..remote.urls import is_remote
 from .documents import Documents
 from .manifest import check_manifest, read_manifest
 from .npyfile import open_npy
+from .safefile import read_store_file
+from .shardmaps import ShardMaps, shard_paths
 
-
-def shard_paths(store: str, name: str) -> tuple[str, str]:
-    base = os.path.join(store, SHARDS_DIR, name)
-    return base + TOKENS_SUFFIX, base + DOCS_SUFFIX
+__all__ = ["Store", "open_store", "shard_paths", "read_remote_manifest"]
 
 
 class Store:
@@ -63,8 +63,9 @@ class Store:
         np.cumsum([s["tokens"] for s in self.shards], out=self.token_starts[1:])
         self.doc_starts = np.zeros(len(self.shards) + 1, dtype=np.int64)
         np.cumsum([s["documents"] for s in self.shards], out=self.doc_starts[1:])
-        self._tokens: list[np.ndarray | None] = [None] * len(self.shards)
-        self._docs: list[np.ndarray | None] = [None] * len(self.shards)
+        self._maps = ShardMaps(self.path, self.shards, self.dtype, self.eos_id, self.token_starts,
+                               opener=self._open_shard_file, on_unmap=self._forget_windows,
+                               limit=self.max_remote_maps if self._remote is not None else None)
         self._window_views: dict[tuple[int, int], np.ndarray] = {}
         self._tokenizer = None
         self.tokens = TokenStream(self)
@@ -97,9 +98,16 @@ class Store:
             from ..tokenize.tokenizer import tokenizer_from_json
 
             info = self.manifest["tokenizer"]
-            with open(self._file(TOKENIZER_FILE, info.get("file_sha256")), encoding="utf-8") as f:
-                tokenizer = tokenizer_from_json(f.read(), eos_token=info.get("eos_token"),
-                                                allow_special=info["allow_special"])
+            file = self._file(TOKENIZER_FILE, info.get("file_sha256"))
+            root = self.path if self._remote is None else os.path.dirname(file)  # a remote store's local cache
+            try:
+                text = read_store_file(root, file, limit=STORE_MAX_TOKENIZER_BYTES).decode("utf-8")
+            except FileNotFoundError:
+                raise CorruptStoreError(f"{file}: missing; the store cannot decode without its tokenizer "
+                                        "(copy the tokenizer.json of the build, or rebuild)") from None
+            except UnicodeDecodeError:
+                raise CorruptStoreError(f"{file}: not UTF-8 text; the store is damaged (run `mmtok verify`)") from None
+            tokenizer = tokenizer_from_json(text, eos_token=info.get("eos_token"), allow_special=info["allow_special"])
             if tokenizer.fingerprint != self.fingerprint:
                 raise CorruptStoreError(
                     f"{self.path}/{TOKENIZER_FILE}: fingerprint {tokenizer.fingerprint} does not match the manifest's {self.fingerprint}"
@@ -126,34 +134,30 @@ class Store:
         suffix, key, dtype, length = ((TOKENS_SUFFIX, "tokens_sha256", self.dtype.str, shard["tokens"]),
                                       (DOCS_SUFFIX, "docs_sha256", DOCS_DTYPE, shard["documents"]))[kind]
         if self._remote is None:
-            return open_npy(shard_paths(self.path, shard["name"])[kind], dtype=dtype, length=length)
+            return open_npy(shard_paths(self.path, shard["name"])[kind], dtype=dtype, length=length, store=self.path)
         relative = f"{SHARDS_DIR}/{shard['name']}{suffix}"
         for _ in range(3):  # another process may evict the file between fetching and mapping it
             try:
-                array = open_npy(self._file(relative, shard[key]), dtype=dtype, length=length)
-                break
+                local = self._file(relative, shard[key])
+                return open_npy(local, dtype=dtype, length=length, store=os.path.dirname(local))
             except FileNotFoundError:
                 continue
-        else:
-            raise StoreError(f"{self.path}/{relative}: evicted from the cache as soon as fetched; the cache is too "
-                             "small for the processes sharing it (raise MMTOK_REMOTE_CACHE_BYTES)")
-        opened = [j for j, a in enumerate(self._tokens) if a is not None and j != i]
-        if kind == 0 and len(opened) >= self.max_remote_maps:
-            self._tokens[opened[0]] = None  # unmap, so a file the cache evicted frees its space
-            self._window_views = {k: v for k, v in self._window_views.items() if k[0] != opened[0]}
-        return array
+            except CorruptStoreError as exc:
+                if "missing" not in str(exc):
+                    raise
+        raise StoreError(f"{self.path}/{relative}: evicted from the cache as soon as fetched; the cache is too "
+                         "small for the processes sharing it (raise MMTOK_REMOTE_CACHE_BYTES)")
+
+    def _forget_windows(self, shard: int) -> None:
+        """A shard was unmapped (a bounded number stay mapped): drop the window views that keep it mapped."""
+        self._window_views = {k: v for k, v in self._window_views.items() if k[0] != shard}
 
     def shard_tokens(self, i: int) -> np.ndarray:
-        array = self._tokens[i]
-        if array is None:
-            array = self._tokens[i] = self._open_shard_file(i, 0)
-        return array
+        return self._maps.tokens(i)
 
     def shard_docs(self, i: int) -> np.ndarray:
-        array = self._docs[i]
-        if array is None:
-            array = self._docs[i] = self._open_shard_file(i, 1)
-        return array
+        """Shard ``i``'s document ends, checked (increasing, in range, after an eos) when first mapped."""
+        return self._maps.docs(i)
 
     def slice_tokens(self, start: int, stop: int) -> np.ndarray:
         """Tokens [start, stop) of the whole stream as a new array; bounds must already be valid."""
@@ -208,6 +212,8 @@ class Store:
         view = self._window_views.get(key)
         if view is None:
             view = np.lib.stride_tricks.sliding_window_view(self.shard_tokens(shard), length)
+            if len(self._window_views) >= self._maps.limit:
+                self._window_views.clear()  # each view keeps its shard mapped: stay within the bound of open maps
             self._window_views[key] = view
         return view
 

@@ -1,79 +1,153 @@
-"""Proving a store whole: checksums, shapes, offsets, id ranges and document ends."""
+"""Proving a store whole: checksums, shapes, offsets, id ranges, document ends, and what its files are.
+
+``verify`` goes on after a problem and reports every one it finds, each naming
+the shard or file; opening a store checks only what is cheap (see shardmaps).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 
-import numpy as np
 
-from ..base.constants import SHARDS_DIR, TEMP_PREFIX, TOKENIZER_FILE
+from ..base.constants import (
+    JOURNAL_FILE,
+    MANIFEST_FILE,
+    SHARDS_DIR,
+    STORE_MAX_TOKENIZER_BYTES,
+    TEMP_PREFIX,
+    TOKENIZER_FILE,
+)
 from ..base.errors import CorruptStoreError
-from .npyfile import file_sha256
+from .safefile import file_kind, inside, open_store_file
 from .store import Store, shard_paths
 
 # Tokens are scanned in slices of this many ids to keep memory flat.
 _SCAN = 1 << 24
 
 
-def file_sha256_or_none(path: str) -> str | None:
+def store_file_sha256(store: str, path: str, *, limit: int | None = None, block: int = 1 << 22) -> str | None:
+    """sha256 of a store file (a regular file inside the store), or None when it is missing."""
+    digest = hashlib.sha256()
     try:
-        return file_sha256(path)
+        with open_store_file(store, path, limit=limit) as f:
+            while chunk := f.read(block):
+                digest.update(chunk)
     except FileNotFoundError:
         return None
+    return digest.hexdigest()
 
 
 def verify_store(path: str, *, on_shard=None) -> dict:
-    """Check every shard of the store at ``path``; raise CorruptStoreError naming the first bad one.
+    """Check every shard of the store at ``path``; raise CorruptStoreError listing every problem found.
 
     Returns a summary (shards, tokens, documents, leftover files). ``on_shard(i)``
-    is called after shard ``i`` passes, for progress display.
+    is called after shard ``i`` is checked, for progress display. The error's
+    ``problems`` attribute lists the problems one per item, each naming its shard or file.
+    """
+    report = check_store(path, on_shard=on_shard)
+    problems = report["problems"]
+    if problems:
+        more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+        error = CorruptStoreError(problems[0] + more)
+        error.problems = problems
+        raise error
+    return report
+
+
+def check_store(path: str, *, on_shard=None) -> dict:
+    """Like :func:`verify_store`, but return the problems in ``report["problems"]`` instead of raising.
+
+    A manifest that cannot be read at all still raises (nothing else can be checked).
     """
     store = Store(path)
-    _check_tokenizer_file(store)
-    previous_end = 0
+    problems = file_problems(store)
+    bad_files = {problem.split(": ", 1)[0] for problem in problems}  # reported once, by kind
+    if os.path.join(store.path, TOKENIZER_FILE) not in bad_files:
+        problems += _check_tokenizer_file(store)
     for i, shard in enumerate(store.shards):
-        where = f"{path}: shard {shard['name']}"
-        tokens_path, docs_path = shard_paths(path, shard["name"])
-        for file_path, key in ((tokens_path, "tokens_sha256"), (docs_path, "docs_sha256")):
-            found = file_sha256_or_none(file_path)
-            if found is None:
-                raise CorruptStoreError(f"{where}: {os.path.basename(file_path)} is missing")
-            if found != shard[key]:
-                raise CorruptStoreError(f"{where}: {os.path.basename(file_path)} checksum mismatch (the file was changed or damaged)")
-        tokens = store.shard_tokens(i)
-        docs = np.asarray(store.shard_docs(i))
-        for lo in range(0, tokens.shape[0], _SCAN):
-            top = int(tokens[lo : lo + _SCAN].max())
-            if top >= store.vocab_size:
-                raise CorruptStoreError(f"{where}: token id {top} is not below the vocabulary size {store.vocab_size}")
-        start, stop = int(store.token_starts[i]), int(store.token_starts[i + 1])
-        if docs.shape[0]:
-            if np.any(np.diff(docs) <= 0) or docs[0] <= previous_end:
-                raise CorruptStoreError(f"{where}: document end offsets are not strictly increasing")
-            if docs[0] <= start or docs[-1] > stop:
-                raise CorruptStoreError(f"{where}: document end offsets fall outside the shard's tokens [{start}, {stop})")
-            if np.any(tokens[docs - 1 - start] != store.eos_id):
-                raise CorruptStoreError(f"{where}: a document does not end with the eos id {store.eos_id}")
-            previous_end = int(docs[-1])
+        if bad_files.intersection(shard_paths(store.path, shard["name"])) or \
+                os.path.join(store.path, SHARDS_DIR) in bad_files:
+            continue
+        try:
+            _check_shard(store, i, shard)
+        except CorruptStoreError as exc:
+            problems.append(str(exc))
         if on_shard is not None:
             on_shard(i)
-    if store.num_tokens and previous_end != store.num_tokens:
-        raise CorruptStoreError(f"{path}: the last document ends at {previous_end}, but the store holds {store.num_tokens} tokens")
     return {
         "shards": len(store.shards),
         "tokens": store.num_tokens,
         "documents": store.num_documents,
         "leftovers": leftover_files(store),
+        "problems": problems,
     }
 
 
-def _check_tokenizer_file(store: Store) -> None:
+def _check_shard(store: Store, i: int, shard: dict) -> None:
+    path = store.path
+    where = f"{path}: shard {shard['name']}"
+    tokens_path, docs_path = shard_paths(path, shard["name"])
+    tokens = store.shard_tokens(i)  # kind, place, header and size first: they say more than a checksum
+    for file_path, key in ((tokens_path, "tokens_sha256"), (docs_path, "docs_sha256")):
+        found = store_file_sha256(path, file_path)
+        if found is None:
+            raise CorruptStoreError(f"{where}: {os.path.basename(file_path)} is missing")
+        if found != shard[key]:
+            raise CorruptStoreError(f"{where}: {os.path.basename(file_path)} checksum mismatch (the file was changed or damaged)")
+    for lo in range(0, tokens.shape[0], _SCAN):
+        top = int(tokens[lo : lo + _SCAN].max())
+        if top >= store.vocab_size:
+            raise CorruptStoreError(f"{where}: token id {top} is not below the vocabulary size {store.vocab_size}")
+    store.shard_docs(i)  # offsets increasing, inside the shard, each just past an eos (checked as mapped)
+    if not shard["documents"] and i == len(store.shards) - 1 and shard["tokens"]:
+        raise CorruptStoreError(f"{where}: the store's last document does not end (no document end in its last shard)")
+
+
+def _check_tokenizer_file(store: Store) -> list[str]:
     expected = store.manifest["tokenizer"].get("file_sha256")
-    found = file_sha256_or_none(os.path.join(store.path, TOKENIZER_FILE))
+    file = os.path.join(store.path, TOKENIZER_FILE)
+    try:
+        found = store_file_sha256(store.path, file, limit=STORE_MAX_TOKENIZER_BYTES)
+    except CorruptStoreError as exc:
+        return [str(exc)]
     if found is None:
-        raise CorruptStoreError(f"{store.path}: {TOKENIZER_FILE} is missing")
+        return [f"{store.path}: {TOKENIZER_FILE} is missing"]
     if expected is not None and found != expected:
-        raise CorruptStoreError(f"{store.path}: {TOKENIZER_FILE} checksum mismatch (the file was changed or damaged)")
+        return [f"{store.path}: {TOKENIZER_FILE} checksum mismatch (the file was changed or damaged)"]
+    return []
+
+
+def file_problems(store: Store) -> list[str]:
+    """Every store file or folder that is a symlink leading out of the store, or not a regular file."""
+    problems = []
+    names = [MANIFEST_FILE, TOKENIZER_FILE, JOURNAL_FILE, SHARDS_DIR]
+    names += [os.path.join(SHARDS_DIR, os.path.basename(p)) for s in store.shards for p in shard_paths(store.path, s["name"])]
+    for name in names:
+        full = os.path.join(store.path, name)
+        try:
+            info = os.lstat(full)
+        except FileNotFoundError:
+            continue  # a missing shard is reported with its shard
+        except OSError as exc:
+            problems.append(f"{full}: cannot be examined ({exc.strerror})")
+            continue
+        if stat.S_ISLNK(info.st_mode) and not inside(store.path, full):
+            problems.append(f"{full}: is a symlink leading outside the store (to {os.path.realpath(full)}); "
+                            "readers refuse it: copy the file into the store")
+            continue
+        try:
+            info = os.stat(full)
+        except OSError:
+            problems.append(f"{full}: is a broken symlink")
+            continue
+        wanted_dir = name == SHARDS_DIR
+        if wanted_dir and not stat.S_ISDIR(info.st_mode):
+            problems.append(f"{full}: is not a folder")
+        elif not wanted_dir and not stat.S_ISREG(info.st_mode):
+            problems.append(f"{full}: is {file_kind(info.st_mode)}, not a regular file; readers refuse it")
+    return problems
 
 
 def leftover_files(store: Store) -> list[str]:
@@ -84,4 +158,3 @@ def leftover_files(store: Store) -> list[str]:
     folder = os.path.join(store.path, SHARDS_DIR)
     entries = os.listdir(folder) if os.path.isdir(folder) else []
     return sorted(e for e in entries if e not in named or e.startswith(TEMP_PREFIX))
-

@@ -22,6 +22,7 @@ from ..base.constants import (
     TOKENIZER_FILE,
     TOKENS_SUFFIX,
 )
+from ..base.faults import fault_point
 from .manifest import JOURNAL_FILE, MANIFEST_FILE, fsync_dir
 from .npyfile import NpyStreamWriter
 
@@ -98,9 +99,11 @@ class ShardSink:
             "tokens_sha256": tokens.close(),
             "docs_sha256": docs.close(),
         }
+        fault_point("shard-synced")
         final = os.path.join(self.folder, name)
         os.replace(tokens.path, final + TOKENS_SUFFIX)
         os.replace(docs.path, final + DOCS_SUFFIX)
+        fault_point("shard-renamed")
         fsync_dir(self.folder)
         self._tokens = self._docs = None
         self.next_index += 1

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 
 import numpy as np
 
@@ -26,13 +25,17 @@ from ..base.constants import (
     DEFAULT_SHARD_TOKENS,
     FORMAT_NAME,
     FORMAT_VERSION,
+    STORE_MAX_TOKENIZER_BYTES,
     TEMP_PREFIX,
     TOKENIZER_FILE,
 )
-from ..base.errors import StoreExistsError
+from ..base.errors import MmtokError, StoreError, StoreExistsError
+from ..base.faults import fault_point
 from ..base.version import __version__
 from ..store.manifest import atomic_write_bytes, fsync_dir, write_manifest
+from ..store.safefile import read_store_file
 from ..store.store import Store
+from ..store.tempfiles import owned_temp_dir, remove_orphans
 from ..store.writer import ShardSink
 from .dataset import TokenDataset
 from .tree import is_view, leaves
@@ -65,11 +68,14 @@ def materialize(view, path, *, shard_tokens: int = DEFAULT_SHARD_TOKENS, batch_t
     _check_destination(path)
     sources = [leaf.store for leaf in leaves(view)]
     reference = sources[0]
-    with open(os.path.join(reference.path, TOKENIZER_FILE), "rb") as f:
-        tokenizer_json = f.read()
+    tokenizer_json = read_store_file(reference.path, os.path.join(reference.path, TOKENIZER_FILE),
+                                     limit=STORE_MAX_TOKENIZER_BYTES)
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.path.basename(path)}-", dir=parent)
+    prefix = f"{TEMP_PREFIX}{os.path.basename(path)}-"
+    remove_orphans(parent, prefix)  # left by a killed merge into the same place
+    owned = owned_temp_dir(parent, prefix)
+    tmp = owned.path
     sink = None
     try:
         atomic_write_bytes(os.path.join(tmp, TOKENIZER_FILE), tokenizer_json)
@@ -85,6 +91,7 @@ def materialize(view, path, *, shard_tokens: int = DEFAULT_SHARD_TOKENS, batch_t
                 shards.append(sink.close_shard())
             if progress is not None:
                 progress(stop, total)
+            fault_point("merge-batch")
         if sink.open_tokens:
             shards.append(sink.close_shard())
         tokenizer = dict(reference.manifest["tokenizer"], file=TOKENIZER_FILE,
@@ -113,12 +120,18 @@ def materialize(view, path, *, shard_tokens: int = DEFAULT_SHARD_TOKENS, batch_t
             os.rename(tmp, path)  # replaces nothing but an empty folder; the store appears whole or not at all
         except OSError:
             raise StoreExistsError(f"{path}: appeared while the store was written; choose another path") from None
+        fault_point("merge-renamed")
         fsync_dir(parent)
-    except BaseException:
+    except BaseException as exc:
         if sink is not None:
             sink.abort()
         shutil.rmtree(tmp, ignore_errors=True)
+        owned.release()
+        if isinstance(exc, OSError) and not isinstance(exc, MmtokError):
+            raise StoreError(f"{path}: writing the store failed, nothing was left there "
+                             f"({exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''})") from None
         raise
+    owned.release()
     return Store(path)
 
 

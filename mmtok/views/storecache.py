@@ -27,16 +27,18 @@ import re
 import shutil
 from collections.abc import Sequence
 
-from ..base.constants import FORMAT_VERSION, MANIFEST_FILE
+from ..base.constants import FORMAT_VERSION, MANIFEST_FILE, TEMP_PREFIX
 from ..base.errors import InputError, StoreError, StoreExistsError
 from ..inputs.sources import Source, resolve_source
 from ..inputs.options import check_options_apply
 from ..store.manifest import read_journal, read_manifest
 from ..store.store import Store
+from ..store.tempfiles import orphan_locks, remove_orphan_lock, remove_orphans
 from ..tokenize import fingerprint_memo as fingerprints
 from .sharedfiles import prune_shared, share_tokenizer
 
-__all__ = ["cache_dir", "obtain_store", "imported_store", "texts_identity", "list_stores", "clean_stores", "CachedStore"]
+__all__ = ["cache_dir", "obtain_store", "imported_store", "texts_identity", "list_stores", "clean_stores", "leftovers",
+           "CachedStore"]
 
 ENV_VAR = "MMTOK_CACHE_DIR"
 _STORES = "stores"
@@ -219,6 +221,9 @@ def _key_lock(store_path: str):
     try:
         yield
     finally:
+        if not os.path.exists(store_path):  # a failed import or build leaves no lock file behind
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock_path)
         os.close(fd)
 
 
@@ -282,11 +287,20 @@ def clean_stores(*, stale_only: bool = False) -> list[str]:
     for name in os.listdir(folder) if os.path.isdir(folder) else []:
         if ".removing-" in name:  # left by a clean that was interrupted
             shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+    removed += remove_orphans(folder, TEMP_PREFIX)  # killed imports' temporaries no live process owns
+    removed += [path for path in orphan_locks(folder, _LOCK_SUFFIX) if remove_orphan_lock(path, _LOCK_SUFFIX)]
     for entry in list_stores():
         if (entry.stale or not stale_only) and _remove(entry.path):
             removed.append(entry.path)
     prune_shared(cache_dir())
     return removed
+
+
+def leftovers() -> list[str]:
+    """Temporaries of killed imports and lock files without a store in the cache folder (``clean_stores`` removes them)."""
+    folder = os.path.join(cache_dir(), _STORES)
+    names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    return [os.path.join(folder, n) for n in names if n.startswith(TEMP_PREFIX)] + orphan_locks(folder, _LOCK_SUFFIX)
 
 
 def _remove(path: str) -> bool:
