@@ -104,7 +104,7 @@ APPENDS = [
     (["a.txt"], ["p.csv"], False),
     (["a.txt"], ["d.jsonl"], False),
     (["lines.txt", "--line-by-line"], ["b.txt"], True),
-    (["lines.txt", "--line-by-line"], ["lines.txt", "--line-by-line"], False),
+    (["lines.txt", "--line-by-line"], ["b.txt", "--line-by-line"], False),
     (["p.csv"], ["b.txt"], True),
     (["p.csv"], ["b.txt", "--line-by-line"], False),
     (["p.csv"], ["q.csv"], False),
