@@ -15,6 +15,7 @@ from .base.errors import (
     InputError,
     InputNotFoundError,
     MmtokError,
+    OptionError,
     StoreError,
     StoreExistsError,
     TokenizerError,
@@ -46,6 +47,7 @@ __all__ = [
     "StoreExistsError",
     "CorruptStoreError",
     "CacheError",
+    "OptionError",
 ]
 
 # Layers and the module paths of 0.1.0, imported on first attribute access so that

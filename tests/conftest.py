@@ -9,6 +9,15 @@ import pytest
 from mmtok.inputs.sampletext import python_docs_prose, python_sources
 
 
+@pytest.fixture(autouse=True)
+def _no_timed_progress_lines(monkeypatch):
+    """Progress lines in logs appear every 10 s: on a loaded machine a slow test would print one.
+
+    Tests that check them set ``MMTOK_PROGRESS_SECONDS`` themselves.
+    """
+    monkeypatch.setenv("MMTOK_PROGRESS_SECONDS", "1e9")
+
+
 @pytest.fixture(scope="session")
 def docs_prose() -> str:
     """About 0.5 MB of English prose: the Python reference topics."""

@@ -156,3 +156,29 @@ def test_store_slicing_matches_the_stream(tmp_path, real_text_file):
         store.tokens[len(whole)]
     with pytest.raises(IndexError):
         store.documents[1]
+
+
+def test_documents_take_slices_and_index_arrays(tmp_path, docs_prose):
+    """Issue 10, item 9: store.documents[3:5] raised TypeError."""
+    lines = tmp_path / "lines.txt"
+    lines.write_text("\n".join(p.replace("\n", " ") for p in docs_prose.split("\n\n")[:50] if p.strip()) + "\n")
+    store = mmtok.build(lines, tmp_path / "s", line_by_line=True, shard_tokens=500, chunk_bytes=600)  # across shards
+    assert len(store.shards) > 2
+    every = [store.documents[i] for i in range(store.num_documents)]
+    for got, want in zip(store.documents[3:5], every[3:5]):
+        np.testing.assert_array_equal(got, want)
+    assert [d.tolist() for d in store.documents[::-7]] == [d.tolist() for d in every[::-7]]
+    picks = np.array([0, -1, 7, 7, 2])
+    assert [d.tolist() for d in store.documents[picks]] == [every[i].tolist() for i in picks]
+    assert [d.tolist() for d in store.documents[[1, 2]]] == [every[1].tolist(), every[2].tolist()]
+    assert store.documents[[]] == [] and store.documents[10:3] == []
+    tokens, lengths = store.documents.ragged(slice(0, 6))
+    np.testing.assert_array_equal(tokens, np.concatenate(every[:6]))
+    assert lengths.tolist() == [len(d) for d in every[:6]]
+    assert store.documents.ragged(4)[0].tolist() == every[4].tolist()
+    with pytest.raises(IndexError, match="document index 999"):
+        store.documents[[0, 999]]
+    with pytest.raises(TypeError, match="documents"):
+        store.documents[1.5]
+    with pytest.raises(TypeError, match="documents"):
+        store.documents[np.array([[1, 2]])]

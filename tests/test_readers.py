@@ -212,9 +212,9 @@ def test_csv_columns_by_name_or_index_and_without_header(tmp_path, docs_prose):
 
 
 @pytest.mark.parametrize("options, match", [
-    ({}, r"3 columns \['id', 'body', 'tag'\]; pass column="),
+    ({}, r"3 columns \['id', 'body', 'tag'\]; pick the one holding the text .* with --column \(column= in Python\)"),
     ({"column": "text"}, r"no column\(s\) named 'text'.*\['id', 'body', 'tag'\]"),
-    ({"column": 3}, "column=3 is out of range"),
+    ({"column": 3}, "column 3 is out of range"),
     ({"column": "body", "header": False}, "header=False"),
 ])
 def test_csv_column_choice_errors(tmp_path, options, match):

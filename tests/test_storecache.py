@@ -201,3 +201,31 @@ def test_stores_command_lists_and_cleans(tmp_path, monkeypatch):
     cleaned = runner.invoke(main, ["stores", "--clean", "--stale"])
     assert cleaned.exit_code == 0 and "removed 1 store" in cleaned.output
     assert "0 stores," in runner.invoke(main, ["stores"]).output
+
+
+def test_automatic_stores_share_one_tokenizer_file(cache, tmp_path, docs_prose):
+    """Issue 10, item 9: every automatic store carried its own 1.5 MB copy of the same tokenizer.json."""
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"t{i}.txt"
+        path.write_text(docs_prose[i * 5000:(i + 1) * 5000], encoding="utf-8")
+        paths.append(path)
+    stores = [TokenDataset(str(p)).store for p in paths] + [TokenDataset(texts=["one", "two"]).store]
+    files = [os.path.join(s.path, "tokenizer.json") for s in stores]
+    inodes = {os.stat(f).st_ino for f in files}
+    assert len(inodes) == 1 and os.stat(files[0]).st_nlink == len(stores) + 1  # + the shared copy
+    shared = os.listdir(os.path.join(cache, "tokenizers"))
+    assert shared == [stores[0].manifest["tokenizer"]["file_sha256"] + ".json"]
+    for store in stores:  # each store is still whole on its own
+        assert mmtok.store.verify_store(store.path)["shards"] == len(store.shards)
+        assert store.tokenizer.fingerprint == store.fingerprint
+    from click.testing import CliRunner
+
+    from mmtok.cli.main import main
+
+    listing = CliRunner().invoke(main, ["stores"]).output
+    total = float(listing.splitlines()[-1].split(", ")[1].split(" MB")[0])
+    each = [float(line.split()[0]) for line in listing.splitlines()[:-1]]
+    assert len(each) == 4 and total < sum(each) - 3 * 1.4  # the shared tokenizer file counted once
+    mmtok.views.clean_stores()
+    assert os.listdir(os.path.join(cache, "tokenizers")) == []  # no store links to it any more

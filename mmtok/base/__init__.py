@@ -11,6 +11,7 @@ from .errors import (
     InputError,
     InputNotFoundError,
     MmtokError,
+    OptionError,
     StoreError,
     StoreExistsError,
     TokenizerError,
@@ -28,6 +29,7 @@ __all__ = [
     "StoreExistsError",
     "CorruptStoreError",
     "CacheError",
+    "OptionError",
     "FormatError",
     "__version__",
 ]

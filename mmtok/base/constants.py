@@ -41,6 +41,10 @@ NPY_HEADER_BYTES = 128
 # tokens (64 Mi tokens = 128 MiB as uint16), and inputs are read in ~1 MiB pieces.
 DEFAULT_SHARD_TOKENS = 1 << 26
 DEFAULT_CHUNK_BYTES = 1 << 20
+# The build journal is also committed mid-shard after this much work or input
+# text since its last commit, so a killed build loses at most about that much.
+DEFAULT_COMMIT_SECONDS = 30.0
+DEFAULT_COMMIT_BYTES = 256 << 20
 
 # --- The portable cache (export/import; FORMAT.md, "The cache file") ----------
 # A cache file is a gzip or zstd stream of MessagePack objects. Its first object

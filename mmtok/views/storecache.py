@@ -30,10 +30,12 @@ from collections.abc import Sequence
 from ..base.constants import FORMAT_VERSION, MANIFEST_FILE, TEMP_PREFIX
 from ..base.errors import InputError, StoreError, StoreExistsError
 from ..inputs.sources import Source, resolve_source
+from ..inputs.options import check_options_apply
 from ..store.manifest import read_journal, read_manifest
 from ..store.store import Store
 from ..store.tempfiles import orphan_locks, remove_orphan_lock, remove_orphans
 from ..tokenize import fingerprint_memo as fingerprints
+from .sharedfiles import prune_shared, share_tokenizer
 
 __all__ = ["cache_dir", "obtain_store", "imported_store", "texts_identity", "list_stores", "clean_stores", "leftovers",
            "CachedStore"]
@@ -77,6 +79,10 @@ def obtain_store(paths, texts, *, store_path=None, source_options: dict, tokeniz
     fingerprint is not remembered from an earlier run.
     """
     sources = [resolve_source(path, **source_options) for path in paths]
+    if sources:
+        field = source_options.get("field")
+        check_options_apply(sources, column=source_options.get("column"), field=None if field == "text" else field,
+                            header=source_options.get("header", True), spelling={"column": "text_column="})
     identities = [source.identity() for source in sources]
     if texts is not None:
         identities.append(texts_identity(texts))
@@ -107,9 +113,12 @@ def obtain_store(paths, texts, *, store_path=None, source_options: dict, tokeniz
         sizes = [s.size for s in sources] + ([None] if texts is not None else [])
         progress = BuildProgress(sizes, enabled=show_progress)
         try:
-            return build(sources, path, texts=texts, tokenizer=tok, workers=workers, progress=progress)
+            built = build(sources, path, texts=texts, tokenizer=tok, workers=workers, progress=progress)
         finally:
             progress.close()
+        if store_path is None:
+            share_tokenizer(path, cache_dir(), built.manifest)
+        return built
 
 
 def _keyed_path(sources: list[Source], identities: list[dict], fingerprint: str, eos_id: int) -> str:
@@ -149,6 +158,8 @@ def imported_store(cache_file, *, store_path=None, tokenizer_args: dict) -> tupl
                                        "leave out store=, or choose another folder")
             return store, view
         store, view = import_cache(cache_file, path, tokenizer=tok)
+        if store_path is None:
+            share_tokenizer(path, cache_dir(), store.manifest)
         return store, dict(view)
 
 
@@ -281,6 +292,7 @@ def clean_stores(*, stale_only: bool = False) -> list[str]:
     for entry in list_stores():
         if (entry.stale or not stale_only) and _remove(entry.path):
             removed.append(entry.path)
+    prune_shared(cache_dir())
     return removed
 
 
