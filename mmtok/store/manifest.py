@@ -15,6 +15,7 @@ from ..base.constants import (
     TOKEN_DTYPES,
 )
 from ..base.errors import CorruptStoreError, StoreError
+from ..base.jsonlimits import depth_message, json_too_deep
 
 JOURNAL_FORMAT = "mmtok-build-journal"
 
@@ -65,7 +66,10 @@ def read_manifest(store: str) -> dict:
         raise StoreError(f"{store}: no such store (a store is a directory made by `mmtok build`)")
     try:
         with open(path, "rb") as f:
-            manifest = json.loads(f.read().decode("utf-8"))
+            text = f.read().decode("utf-8")
+        if json_too_deep(text):
+            raise CorruptStoreError(f"{path}: {depth_message('the manifest')}")
+        manifest = json.loads(text)
     except FileNotFoundError:
         hint = " (a build was interrupted: rerun it to resume)" if os.path.exists(os.path.join(store, JOURNAL_FILE)) else ""
         raise StoreError(f"{store}: not an mmtok store, {MANIFEST_FILE} is missing{hint}") from None
@@ -86,7 +90,9 @@ def check_manifest(manifest: dict, path: str) -> None:
     if manifest.get("format") != FORMAT_NAME:
         raise CorruptStoreError(f"{path}: format is {manifest.get('format')!r}, expected {FORMAT_NAME!r}")
     version = manifest.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    # a version is an int: true, 1.5 or "1" is damage, not a newer format
+    _require(type(version) is int and version >= 1, path, f"version must be a positive integer, found {version!r}")
+    if version > FORMAT_VERSION:
         raise StoreError(
             f"{path}: store format version {version!r} is newer than this mmtok reads "
             f"(version {FORMAT_VERSION}); upgrade mmtok"
@@ -119,7 +125,8 @@ def read_journal(store: str) -> dict | None:
     """The build journal of an interrupted build, or None. A damaged journal counts as none."""
     try:
         with open(os.path.join(store, JOURNAL_FILE), "rb") as f:
-            journal = json.loads(f.read().decode("utf-8"))
+            text = f.read().decode("utf-8")
+        journal = None if json_too_deep(text) else json.loads(text)
     except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     if not isinstance(journal, dict) or journal.get("format") != JOURNAL_FORMAT or journal.get("version") != FORMAT_VERSION:
