@@ -19,8 +19,8 @@ def run_build(inputs, output, *, quiet: bool, **options):
     from ..inputs.sources import resolve_source
     from ..store.build import build
 
-    sources = [resolve_source(path, line_by_line=options.pop("line_by_line"), column=options.pop("column"),
-                              field=options.pop("field"), header=options.pop("header")) for path in inputs]
+    source_options = {key: options.pop(key) for key in ("line_by_line", "column", "field", "header")}
+    sources = [resolve_source(path, **source_options) for path in inputs]
     progress = BuildProgress([s.size for s in sources], enabled=False if quiet else None)
     try:
         store = build(sources, output, progress=progress, **options)

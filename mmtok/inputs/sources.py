@@ -13,6 +13,7 @@ import dataclasses
 import gzip
 import io
 import os
+import stat as stat_module
 import zlib
 from typing import Iterable
 
@@ -46,14 +47,20 @@ class Source:
     size: int | None
     mtime_ns: int | None
     texts: Iterable[str] | None = dataclasses.field(default=None, compare=False, repr=False)
+    # A pipe, FIFO, character device or stdin ("-"): read once, front to back, never reopened or
+    # sought; its compression is sniffed from the first bytes when it is opened.
+    stream: bool = False
 
     def identity(self) -> dict:
         """What must match for a build to resume on this input (JSON-able)."""
-        return {
+        identity = {
             "path": self.path, "size": self.size, "mtime_ns": self.mtime_ns, "kind": self.kind,
             "compression": self.compression, "line_by_line": self.line_by_line,
             "column": self.column, "field": self.field, "header": self.header,
         }
+        if self.stream:
+            identity["stream"] = True
+        return identity
 
 
 def resolve_source(path, *, line_by_line=None, column=None, field="text", header=True) -> Source:
@@ -66,15 +73,26 @@ def resolve_source(path, *, line_by_line=None, column=None, field="text", header
     row/line (whatever ``line_by_line`` says).  ``column`` and ``header`` apply
     to CSV only, ``field`` to JSONL only; options that do not apply are ignored.
     A missing path raises :class:`InputNotFoundError`, a directory :class:`InputError`.
+
+    ``"-"`` is the standard input; it, a FIFO and a process substitution
+    (``<(zcat a.txt.gz)``) are streams: read once from the front (see
+    :attr:`Source.stream`). Their kind still comes from the name (``-`` and
+    ``/dev/fd/N`` are text), their compression from their first bytes.
     """
     display = os.fsdecode(path)
+    if display == "-":
+        return _stream_source("<stdin>", STDIN, line_by_line, column, field, header)
     absolute = os.path.abspath(display)
     try:
         stat = os.stat(absolute)
     except FileNotFoundError:
         raise InputNotFoundError("no such file; check the path", path=display) from None
+    except OSError as exc:
+        raise InputError(f"cannot read it ({exc.strerror})", path=display) from None
     if os.path.isdir(absolute):
         raise InputError("is a directory; give the text, CSV or JSONL files inside it one by one", path=display)
+    if not stat_module.S_ISREG(stat.st_mode):
+        return _stream_source(display, absolute, line_by_line, column, field, header)
     name = os.path.basename(absolute).lower()
     stem, suffix = os.path.splitext(name)
     hinted = _COMPRESSION_BY_SUFFIX.get(suffix)
@@ -91,6 +109,20 @@ def resolve_source(path, *, line_by_line=None, column=None, field="text", header
         header=header if kind == "csv" else True,
         size=stat.st_size, mtime_ns=stat.st_mtime_ns,
     )
+
+
+STDIN = "<stdin>"  # the path of the standard input's Source
+
+
+def _stream_source(display, path, line_by_line, column, field, header) -> Source:
+    stem, suffix = os.path.splitext(os.path.basename(display).lower())
+    if suffix in _COMPRESSION_BY_SUFFIX:
+        suffix = os.path.splitext(stem)[1]
+    kind = _KIND_BY_SUFFIX.get(suffix, "txt")
+    line_by_line = _check_options(kind, display, line_by_line, column, field, header)
+    return Source(display=display, path=path, kind=kind, compression=None, line_by_line=line_by_line,
+                  column=column if kind == "csv" else None, field=field if kind == "jsonl" else "text",
+                  header=header if kind == "csv" else True, size=None, mtime_ns=None, stream=True)
 
 
 def texts_source(texts) -> Source:
@@ -233,6 +265,9 @@ class InputStream:
     """
 
     def __init__(self, source: Source, offset: int):
+        if source.stream:
+            self._init_stream(source, offset)
+            return
         self._file = open(source.path, "rb", buffering=_BUFFER)
         try:
             if source.compression is None:
@@ -244,6 +279,27 @@ class InputStream:
         except BaseException:
             self._file.close()
             raise
+        self.read = self._stream.read
+        self.readline = self._stream.readline
+
+    def _init_stream(self, source: Source, offset: int) -> None:
+        """Open a stream once; sniff its compression by peeking (no byte is lost); it cannot resume."""
+        if offset:
+            raise InputError("a stream (pipe, FIFO or stdin) cannot be read again from a resume position; "
+                             "save it to a file to make the build resumable", path=source.display)
+        try:
+            fd = os.dup(0) if source.path == STDIN else os.open(source.path, os.O_RDONLY)
+        except OSError as exc:
+            raise InputError(f"cannot read it ({exc.strerror})", path=source.display) from None
+        self._raw = _CountingRaw(fd)
+        self._file = io.BufferedReader(self._raw, _BUFFER)
+        magic = self._file.peek(4)[:4]
+        if magic.startswith(_GZIP_MAGIC):
+            self._stream = io.BufferedReader(_GzipRaw(self._file, source.display), _BUFFER)
+        elif magic == _ZSTD_MAGIC:
+            self._stream = io.BufferedReader(_ZstdRaw(self._file, source.display), _BUFFER)
+        else:
+            self._stream = self._file
         self.read = self._stream.read
         self.readline = self._stream.readline
 
@@ -266,8 +322,9 @@ class InputStream:
                              path=source.display)
 
     def file_offset(self) -> int:
-        """Bytes of the file on disk consumed so far (read-ahead included)."""
-        return self._file.tell()
+        """Bytes of the file on disk (or of the stream) consumed so far (read-ahead included)."""
+        raw = getattr(self, "_raw", None)
+        return raw.count if raw is not None else self._file.tell()
 
     def close(self) -> None:
         """Close the file."""
@@ -278,6 +335,17 @@ class InputStream:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _CountingRaw(io.FileIO):
+    """A stream's file descriptor, counting the bytes read (a pipe has no position to ask)."""
+
+    count = 0
+
+    def readinto(self, b) -> int | None:
+        n = super().readinto(b)
+        self.count += n or 0
+        return n
 
 
 def open_stream(source: Source, *, offset: int = 0) -> InputStream:

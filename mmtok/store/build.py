@@ -116,6 +116,11 @@ def _sources(inputs, texts, **options) -> list[Source]:
     else:
         paths = list(inputs)
     sources = [item if isinstance(item, Source) else resolve_source(item, **options) for item in paths]
+    streams = [source.path for source in sources if source.stream]
+    if len(set(streams)) < len(streams):
+        twice = next(s for s in sources if s.stream and streams.count(s.path) > 1)
+        raise InputError("is a stream (pipe, FIFO or stdin) given twice; a stream can be read only once",
+                         path=twice.display)
     if texts is not None:
         sources.append(texts_source(texts))
     if not sources:
@@ -207,7 +212,7 @@ class _BuildRun:
         return (
             journal.get("base_manifest_sha256") == self.base_sha
             and journal.get("request") == self.request
-            and all(source.kind != "texts" for source in self.sources)
+            and all(source.kind != "texts" and not source.stream for source in self.sources)
         )
 
     def _chunks(self):

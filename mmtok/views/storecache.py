@@ -75,6 +75,11 @@ def obtain_store(paths, texts, *, store_path=None, source_options: dict, tokeniz
     fingerprint is not remembered from an earlier run.
     """
     sources = [resolve_source(path, **source_options) for path in paths]
+    for source in sources:
+        if source.stream:
+            raise InputError("is a stream (pipe, FIFO or stdin), which has no identity to key a stored dataset "
+                             "by; save it to a file, or build a store from it (`mmtok build - -o data.mmtok`) "
+                             "and open that", path=source.display)
     identities = [source.identity() for source in sources]
     if texts is not None:
         identities.append(texts_identity(texts))
