@@ -16,6 +16,7 @@ the bytes ``np.save`` / ``msgpack.packb`` would, streamed.
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, Iterator
 
 import msgpack
@@ -74,7 +75,12 @@ def read_npy_ids(stream: DecompressedStream, vocab_size: int) -> tuple[int, Iter
     except CacheError:
         raise
     except (ValueError, SyntaxError, TypeError, OverflowError) as exc:
-        raise CacheError(f"{name}: not a valid .npy array header ({exc})") from None
+        text = " ".join(str(exc).split())  # numpy's message spans lines
+        size = re.match(r"Header info length \((\d+)\)", text)
+        if size:
+            text = f"{int(size.group(1)):,} bytes long, over the {NPY_MAX_HEADER:,} that numpy and mmtok read"
+        raise CacheError(f"{name}: not a valid .npy array header "
+                         f"({text if len(text) <= 160 else text[:157] + '...'})") from None
     if dtype.hasobject or dtype.kind not in "ui" or dtype.fields is not None or dtype.subdtype is not None:
         raise CacheError(f"{name}: the array holds {dtype}, not integers; refused (mmtok never unpickles)")
     if len(shape) != 1:

@@ -19,7 +19,8 @@ def run_build(inputs, output, *, quiet: bool, **options):
     from ..inputs.sources import resolve_source
     from ..store.build import build
 
-    source_options = {key: options.pop(key) for key in ("line_by_line", "column", "field", "header")}
+    source_options = {key: options.pop(key) for key in ("line_by_line", "column", "field", "header",
+                                                           "csv_field_limit") if key in options}
     sources = [resolve_source(path, **source_options) for path in inputs]
     progress = BuildProgress([s.size for s in sources], enabled=False if quiet else None)
     try:
@@ -44,6 +45,8 @@ def run_build(inputs, output, *, quiet: bool, **options):
               help="One document per line, or the whole file as one document. Default: csv/jsonl by line, txt bulk.")
 @click.option("--column", default=None, help="CSV column (name or 0-based index) for files with several columns.")
 @click.option("--no-header", is_flag=True, help="The CSV files have no header row.")
+@click.option("--csv-field-limit", type=click.IntRange(min=1), default=None,
+              help="Longest CSV field accepted, in characters (default 16 Mi): a longer one is an error.")
 @click.option("--field", default="text", show_default=True, help="JSON lines: the field holding the text.")
 @click.option("--append", is_flag=True, help="Add the inputs to an existing store (same tokenizer).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Tokenizing threads (default: all cores).")
@@ -54,7 +57,7 @@ def run_build(inputs, output, *, quiet: bool, **options):
               help="Read inputs in pieces of about this many bytes (default 1 MiB).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def build_command(inputs, output, tokenizer, vocab_file, merges_file, eos_token, line_by_line, column, no_header,
-                  field, append, workers, engine, shard_tokens, chunk_bytes, quiet):
+                  csv_field_limit, field, append, workers, engine, shard_tokens, chunk_bytes, quiet):
     """Tokenize INPUT files (.txt, .csv, .jsonl, optionally .gz/.zst) into the store OUTPUT.
 
     Rerunning an interrupted build resumes it where it stopped.
@@ -66,7 +69,7 @@ def build_command(inputs, output, tokenizer, vocab_file, merges_file, eos_token,
         raise click.UsageError("--vocab-file and --merges-file go together")
     tok = load_tokenizer(tokenizer, vocab_file=vocab_file, merges_file=merges_file, eos_token=eos_token, engine=engine)
     run_build(inputs, output, quiet=quiet, tokenizer=tok, line_by_line=line_by_line, column=_column(column),
-              field=field, header=not no_header, append=append, workers=workers,
+              field=field, header=not no_header, csv_field_limit=csv_field_limit, append=append, workers=workers,
               shard_tokens=shard_tokens or DEFAULT_SHARD_TOKENS, chunk_bytes=chunk_bytes or DEFAULT_CHUNK_BYTES)
 
 

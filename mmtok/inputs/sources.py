@@ -26,6 +26,7 @@ _COMPRESSION_BY_SUFFIX = {".gz": "gz", ".zst": "zst"}
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _BUFFER = 1 << 18
+CSV_FIELD_LIMIT = 1 << 24  # default longest CSV field, in characters (16 Mi)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +51,8 @@ class Source:
     # A pipe, FIFO, character device or stdin ("-"): read once, front to back, never reopened or
     # sought; its compression is sniffed from the first bytes when it is opened.
     stream: bool = False
+    # CSV only: the longest field, in characters (an unclosed quote otherwise swallows the rest of the file)
+    csv_field_limit: int = dataclasses.field(default=CSV_FIELD_LIMIT, compare=False)
 
     def identity(self) -> dict:
         """What must match for a build to resume on this input (JSON-able)."""
@@ -63,7 +66,8 @@ class Source:
         return identity
 
 
-def resolve_source(path, *, line_by_line=None, column=None, field="text", header=True) -> Source:
+def resolve_source(path, *, line_by_line=None, column=None, field="text", header=True,
+                   csv_field_limit: int | None = None) -> Source:
     """Describe the input file at ``path``.
 
     The kind comes from the suffix once ``.gz``/``.zst`` is stripped: ``.csv``
@@ -72,6 +76,8 @@ def resolve_source(path, *, line_by_line=None, column=None, field="text", header
     means text files are one bulk document and CSV/JSONL are one document per
     row/line (whatever ``line_by_line`` says).  ``column`` and ``header`` apply
     to CSV only, ``field`` to JSONL only; options that do not apply are ignored.
+    ``csv_field_limit`` (CSV only; default :data:`CSV_FIELD_LIMIT`) is the
+    longest field accepted, in characters.
     A missing path raises :class:`InputNotFoundError`, a directory :class:`InputError`.
 
     ``"-"`` is the standard input; it, a FIFO and a process substitution
@@ -80,8 +86,10 @@ def resolve_source(path, *, line_by_line=None, column=None, field="text", header
     ``/dev/fd/N`` are text), their compression from their first bytes.
     """
     display = os.fsdecode(path)
+    limit = _check_field_limit(csv_field_limit, display)
     if display == "-":
-        return _stream_source("<stdin>", STDIN, line_by_line, column, field, header)
+        return dataclasses.replace(_stream_source("<stdin>", STDIN, line_by_line, column, field, header),
+                                   csv_field_limit=limit)
     absolute = os.path.abspath(display)
     try:
         stat = os.stat(absolute)
@@ -92,7 +100,8 @@ def resolve_source(path, *, line_by_line=None, column=None, field="text", header
     if os.path.isdir(absolute):
         raise InputError("is a directory; give the text, CSV or JSONL files inside it one by one", path=display)
     if not stat_module.S_ISREG(stat.st_mode):
-        return _stream_source(display, absolute, line_by_line, column, field, header)
+        return dataclasses.replace(_stream_source(display, absolute, line_by_line, column, field, header),
+                                   csv_field_limit=limit)
     name = os.path.basename(absolute).lower()
     stem, suffix = os.path.splitext(name)
     hinted = _COMPRESSION_BY_SUFFIX.get(suffix)
@@ -107,8 +116,16 @@ def resolve_source(path, *, line_by_line=None, column=None, field="text", header
         column=column if kind == "csv" else None,
         field=field if kind == "jsonl" else "text",
         header=header if kind == "csv" else True,
-        size=stat.st_size, mtime_ns=stat.st_mtime_ns,
+        size=stat.st_size, mtime_ns=stat.st_mtime_ns, csv_field_limit=limit,
     )
+
+
+def _check_field_limit(limit, display: str) -> int:
+    if limit is None:
+        return CSV_FIELD_LIMIT
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit < 1 << 62:
+        raise InputError(f"csv_field_limit must be a positive number of characters, got {limit!r}", path=display)
+    return limit
 
 
 STDIN = "<stdin>"  # the path of the standard input's Source

@@ -57,6 +57,7 @@ def build(
     column: str | int | None = None,
     field: str = "text",
     header: bool = True,
+    csv_field_limit: int | None = None,
     append: bool = False,
     workers: int | None = None,
     shard_tokens: int = DEFAULT_SHARD_TOKENS,
@@ -77,7 +78,8 @@ def build(
     if shard_tokens < 1 or chunk_bytes < 1:
         raise ValueError("shard_tokens and chunk_bytes must be positive")
     path = os.fspath(path)
-    sources = _sources(inputs, texts, line_by_line=line_by_line, column=column, field=field, header=header)
+    sources = _sources(inputs, texts, line_by_line=line_by_line, column=column, field=field, header=header,
+                       csv_field_limit=csv_field_limit)
     tok = load_tokenizer(tokenizer, eos_token=eos_token, engine=engine)
     request = {
         "tokenizer": tok.fingerprint,
