@@ -17,6 +17,7 @@ the bytes ``np.save`` / ``msgpack.packb`` would, streamed.
 from __future__ import annotations
 
 import re
+from tokenize import TokenError
 from typing import Iterable, Iterator
 
 import msgpack
@@ -74,7 +75,8 @@ def read_npy_ids(stream: DecompressedStream, vocab_size: int) -> tuple[int, Iter
             raise ValueError(f"unsupported .npy version {version[0]}.{version[1]}")
     except CacheError:
         raise
-    except (ValueError, SyntaxError, TypeError, OverflowError) as exc:
+    except (ValueError, SyntaxError, TypeError, OverflowError, TokenError) as exc:  # TokenError: numpy's
+        # parser of old headers runs Python's tokenizer, which raises it on some damaged headers (found by fuzzing)
         text = " ".join(str(exc).split())  # numpy's message spans lines
         size = re.match(r"Header info length \((\d+)\)", text)
         if size:
