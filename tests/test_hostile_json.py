@@ -7,7 +7,6 @@ Nesting deeper than JSON_MAX_DEPTH is refused before parsing (Python 3.13's json
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 

@@ -78,7 +78,7 @@ def csv_chunks(source, position, chunk_bytes, rules):
                     raise InputError(f"malformed CSV ({e})", path=display, line=feed.lines) from None
                 if feed.eof:  # the data ended inside a quoted field: see _LineFeed
                     opened = feed.lines - row[-1].count("\n") + 1
-                    raise InputError(f"the quoted field opened on this line is never closed (the file ends "
+                    raise InputError("the quoted field opened on this line is never closed (the file ends "
                                      "inside it); close the quote, or double a quote that is part of the text "
                                      '("")', path=display, line=opened)
                 if row:  # csv gives [] for a blank line

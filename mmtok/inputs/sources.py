@@ -10,14 +10,14 @@ at any uncompressed offset, with decompression errors reported as
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import io
 import os
 import stat as stat_module
-import zlib
 from typing import Iterable
 
 from ..base.errors import InputError, InputNotFoundError
+from .decompress import BUFFER as _BUFFER
+from .decompress import CountingRaw, GzipRaw, ZstdRaw
 
 __all__ = ["Source", "resolve_source", "texts_source", "open_stream", "InputStream"]
 
@@ -25,7 +25,6 @@ _KIND_BY_SUFFIX = {".txt": "txt", ".csv": "csv", ".jsonl": "jsonl", ".json": "js
 _COMPRESSION_BY_SUFFIX = {".gz": "gz", ".zst": "zst"}
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_BUFFER = 1 << 18
 CSV_FIELD_LIMIT = 1 << 24  # default longest CSV field, in characters (16 Mi)
 
 
@@ -197,82 +196,6 @@ def _detect_compression(path: str, display: str, hinted: str | None) -> str | No
     return hinted  # too short to sniff: reading it will report it as empty or truncated
 
 
-class _GzipRaw(io.RawIOBase):
-    """Decompressed gzip bytes (all members) with errors naming the file."""
-
-    def __init__(self, file, display: str):
-        self._gz = gzip.GzipFile(fileobj=file, mode="rb")
-        self._display = display
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        try:
-            return self._gz.readinto(b)
-        except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-            raise InputError(f"corrupt or truncated gzip data ({e}); re-create or re-download "
-                             "the file", path=self._display) from None
-
-
-class _ZstdRaw(io.RawIOBase):
-    """Decompressed zstd bytes (all frames) with errors naming the file.
-
-    zstandard's stream reader silently stops at a truncated frame, so frames
-    are decoded here with decompressobj, which tells whether a frame ended.
-    """
-
-    _FEED = 1024  # compressed bytes per call: bounds the output of one call
-
-    def __init__(self, file, display: str):
-        import zstandard  # imported lazily: only needed when a .zst is read
-
-        self._zstd = zstandard
-        self._dctx = zstandard.ZstdDecompressor()
-        self._file = file
-        self._display = display
-        self._obj = None  # decompressor of the current frame
-        self._input = b""
-        self._input_pos = 0
-        self._output = b""
-        self._output_pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        while self._output_pos >= len(self._output):
-            if not self._decode_more():
-                return 0
-        n = min(len(b), len(self._output) - self._output_pos)
-        b[:n] = self._output[self._output_pos:self._output_pos + n]
-        self._output_pos += n
-        return n
-
-    def _decode_more(self) -> bool:
-        if self._input_pos >= len(self._input):
-            self._input, self._input_pos = self._file.read(_BUFFER), 0
-            if not self._input:
-                if self._obj is not None and not self._obj.eof:
-                    raise InputError("truncated zstd data: the last frame is incomplete; "
-                                     "re-create or re-download the file", path=self._display)
-                return False
-        if self._obj is None or self._obj.eof:
-            self._obj = self._dctx.decompressobj()
-        piece = self._input[self._input_pos:self._input_pos + self._FEED]
-        self._input_pos += len(piece)
-        try:
-            self._output, self._output_pos = self._obj.decompress(piece), 0
-        except self._zstd.ZstdError as e:
-            raise InputError(f"corrupt zstd data ({e}); re-create or re-download the file",
-                             path=self._display) from None
-        if self._obj.eof and self._obj.unused_data:
-            # the next frame began inside this piece: feed its start again
-            self._input = self._obj.unused_data + self._input[self._input_pos:]
-            self._input_pos = 0
-        return True
-
-
 class InputStream:
     """The uncompressed bytes of a file source, from a given offset on.
 
@@ -290,7 +213,7 @@ class InputStream:
             if source.compression is None:
                 self._stream = self._file
             else:
-                raw_class = _GzipRaw if source.compression == "gz" else _ZstdRaw
+                raw_class = GzipRaw if source.compression == "gz" else ZstdRaw
                 self._stream = io.BufferedReader(raw_class(self._file, source.display), _BUFFER)
             self._seek(source, offset)
         except BaseException:
@@ -308,13 +231,13 @@ class InputStream:
             fd = os.dup(0) if source.path == STDIN else os.open(source.path, os.O_RDONLY)
         except OSError as exc:
             raise InputError(f"cannot read it ({exc.strerror})", path=source.display) from None
-        self._raw = _CountingRaw(fd)
+        self._raw = CountingRaw(fd)
         self._file = io.BufferedReader(self._raw, _BUFFER)
         magic = self._file.peek(4)[:4]
         if magic.startswith(_GZIP_MAGIC):
-            self._stream = io.BufferedReader(_GzipRaw(self._file, source.display), _BUFFER)
+            self._stream = io.BufferedReader(GzipRaw(self._file, source.display), _BUFFER)
         elif magic == _ZSTD_MAGIC:
-            self._stream = io.BufferedReader(_ZstdRaw(self._file, source.display), _BUFFER)
+            self._stream = io.BufferedReader(ZstdRaw(self._file, source.display), _BUFFER)
         else:
             self._stream = self._file
         self.read = self._stream.read
@@ -352,17 +275,6 @@ class InputStream:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class _CountingRaw(io.FileIO):
-    """A stream's file descriptor, counting the bytes read (a pipe has no position to ask)."""
-
-    count = 0
-
-    def readinto(self, b) -> int | None:
-        n = super().readinto(b)
-        self.count += n or 0
-        return n
 
 
 def open_stream(source: Source, *, offset: int = 0) -> InputStream:
