@@ -126,9 +126,9 @@ def test_atheris_finding_npy_header_that_breaks_pythons_tokenizer(harness, compr
 @pytest.mark.fuzz
 @pytest.mark.parametrize("target", fuzz.TARGETS)
 def test_long_property_run(harness, target):
-    """The CI fuzz suite: 1,500 inputs per parser (the default suite runs 40-150)."""
+    """The CI fuzz suite: 1,000 inputs per parser (the default suite runs 40-150)."""
 
-    @settings(max_examples=1500, deadline=None)
+    @settings(max_examples=1000, deadline=None)
     @given(data=st.data())
     def run(data):
         _run(harness, target, data.draw)
