@@ -8,7 +8,7 @@ measure against the tokenizer's own encoding of the whole text.
 
 from __future__ import annotations
 
-import os
+import io
 import subprocess
 import sys
 
@@ -61,7 +61,7 @@ def test_a_run_of_letters_deviates_only_inside_the_run(tmp_path, small_limit):
     assert np.array_equal(whole[: len(head_ids)], head_ids)  # the cut between head and run is a safe one
     middle = got[len(head_ids): len(got) - len(tail_ids)]
     # the run's forced pieces, re-derived: each encodes on its own
-    pieces = [p.decode() for p, _ in cutpoints.iter_pieces(__import__("io").BytesIO(run.encode()).read,
+    pieces = [p.decode() for p, _ in cutpoints.iter_pieces(io.BytesIO(run.encode()).read,
                                                            chunk_bytes=1024, rules=frozenset())]
     assert len(pieces) > 5
     expected = np.concatenate([_whole_ids(p) for p in pieces])
