@@ -59,7 +59,7 @@ def _jsonl(records) -> bytes:
 
 def _csv(rows) -> bytes:
     out = io.StringIO(newline="")
-    csv.writer(out).writerows([["text", "x"], *rows])
+    csv.writer(out, quoting=csv.QUOTE_ALL).writerows([["text", "x"], *rows])  # 3.10 cannot escape some otherwise
     return out.getvalue().encode("utf-8", "surrogatepass")
 
 
