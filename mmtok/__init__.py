@@ -4,7 +4,7 @@
 reads one lazily; ``mmtok.TokenDataset`` views one as training samples. See
 FORMAT.md (shipped in this package) for the on-disk format, and README.md
 ("How the code is laid out") for the layers: base, tokenize, inputs, store,
-order, cache, views, cli.
+order, cache, views, cli, torch (``mmtok.torch.Collator``, imports torch lazily).
 """
 
 import importlib as _importlib
@@ -21,12 +21,16 @@ from .base.errors import (
     TokenizerMismatchError,
 )
 from .base.version import __version__
-from .store import Store, build
+from .inputs.split import split_inputs
+from .store import Store, build, build_partition, commit
 from .store import open_store as open
 from .views import TokenDataset, blend, merge_datasets
 
 __all__ = [
     "build",
+    "build_partition",
+    "commit",
+    "split_inputs",
     "open",
     "Store",
     "TokenDataset",
@@ -49,7 +53,7 @@ __all__ = [
 # `mmtok.tokenizer.load_tokenizer`) works without importing the submodule first.
 _LAZY = {
     "base": "base", "tokenize": "tokenize", "inputs": "inputs", "store": "store", "order": "order",
-    "cache": "cache", "views": "views", "cli": "cli",
+    "cache": "cache", "views": "views", "cli": "cli", "torch": "torch", "remote": "remote", "ray": "ray",
     "tokenizer": "tokenize.tokenizer", "storecache": "views.storecache", "materialize": "views.materialize",
     "exchange": "cache", "sampler": "order.sampler", "errors": "base.errors",
 }

@@ -7,6 +7,7 @@ the standard library). Imports from here go downward from every layer.
 from .errors import (
     CacheError,
     CorruptStoreError,
+    FormatError,
     InputError,
     InputNotFoundError,
     MmtokError,
@@ -27,5 +28,6 @@ __all__ = [
     "StoreExistsError",
     "CorruptStoreError",
     "CacheError",
+    "FormatError",
     "__version__",
 ]

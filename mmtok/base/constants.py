@@ -54,3 +54,9 @@ CACHE_MAX_SHARDS = 1 << 20
 CACHE_READ_BYTES = 1 << 20  # decompressed bytes fed to the msgpack unpacker at a time
 CACHE_ZSTD_FEED = 1 << 10  # compressed bytes per zstd call: at most 32 MiB of output each
 CACHE_ZSTD_MAX_WINDOW = 1 << 25
+
+# --- Partitioned builds (FORMAT.md, "Partitions") -------------------------------
+# build_partition writes partition P as an ordinary store under partitions/PPPPPP/;
+# commit joins the finished ones into the root store and then removes this folder.
+PARTITIONS_DIR = "partitions"
+PARTITION_NAME_DIGITS = 6

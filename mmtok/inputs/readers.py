@@ -56,6 +56,8 @@ def iter_chunks(source: Source, *, start: dict | None = None, chunk_bytes: int =
 def _check_start(source: Source, start, name: str) -> dict:
     counters = {"texts": ("index", "bytes"), "csv": ("offset", "lines", "rows")}.get(name, ("offset", "lines"))
     if start is None:
+        if source.span is not None:  # a split of a file starts where its span does
+            return {"reader": name, "offset": source.span.start, "lines": source.span.lines}
         return {"reader": name, **dict.fromkeys(counters, 0)}
     # a CSV position also carries the shape and column learnt from the first row
     counters += ("fields", "index") if name == "csv" else ()
@@ -86,7 +88,8 @@ def _bulk_chunks(source, position, chunk_bytes, rules):
             text = decode_utf8(piece, source, lines, offset)
             offset += len(piece)
             lines += _count_newlines(piece)
-            yield Chunk([text], [last], {"reader": "txt-bulk", "offset": offset, "lines": lines},
+            # a span that stops before the file's end leaves its document to the next span
+            yield Chunk([text], [last and source.ends_at_file_end], {"reader": "txt-bulk", "offset": offset, "lines": lines},
                         len(piece) + skipped, stream.file_offset())
             skipped, pieces = 0, pieces + 1
         if position["offset"] == 0 and not pieces:

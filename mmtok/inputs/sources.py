@@ -19,7 +19,7 @@ from ..base.errors import InputError, InputNotFoundError
 from .decompress import BUFFER as _BUFFER
 from .decompress import CountingRaw, GzipRaw, ZstdRaw
 
-__all__ = ["Source", "resolve_source", "texts_source", "open_stream", "InputStream"]
+__all__ = ["Source", "Span", "resolve_source", "texts_source", "open_stream", "InputStream"]
 
 _KIND_BY_SUFFIX = {".txt": "txt", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
 _COMPRESSION_BY_SUFFIX = {".gz": "gz", ".zst": "zst"}
@@ -47,6 +47,9 @@ class Source:
     size: int | None
     mtime_ns: int | None
     texts: Iterable[str] | None = dataclasses.field(default=None, compare=False, repr=False)
+    # Only bytes [start, stop) of an uncompressed file (a split of a partitioned build, see
+    # mmtok/inputs/split.py); ``lines`` counts the newlines before ``start``, for line numbers.
+    span: Span | None = None
     # A pipe, FIFO, character device or stdin ("-"): read once, front to back, never reopened or
     # sought; its compression is sniffed from the first bytes when it is opened.
     stream: bool = False
@@ -60,9 +63,25 @@ class Source:
             "compression": self.compression, "line_by_line": self.line_by_line,
             "column": self.column, "field": self.field, "header": self.header,
         }
+        if self.span is not None:
+            identity["span"] = [self.span.start, self.span.stop]
         if self.stream:
             identity["stream"] = True
         return identity
+
+    @property
+    def ends_at_file_end(self) -> bool:
+        """False for a span that stops before the end of its file (its last text continues)."""
+        return self.span is None or self.span.stop >= (self.size or 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Span:
+    """Bytes ``[start, stop)`` of a file; ``lines`` newlines precede ``start``."""
+
+    start: int
+    stop: int
+    lines: int
 
 
 def resolve_source(path, *, line_by_line=None, column=None, field="text", header=True,
@@ -221,6 +240,9 @@ class InputStream:
             raise
         self.read = self._stream.read
         self.readline = self._stream.readline
+        if source.span is not None:  # a split of a file: nothing past its stop
+            self._stop = source.span.stop
+            self.read, self.readline = self._read_span, self._readline_span
 
     def _init_stream(self, source: Source, offset: int) -> None:
         """Open a stream once; sniff its compression by peeking (no byte is lost); it cannot resume."""
@@ -260,6 +282,14 @@ class InputStream:
             raise InputError(f"the file is shorter than the resume position (byte {offset}); "
                              "it changed since the build started: start the build afresh",
                              path=source.display)
+
+    def _read_span(self, n: int = -1) -> bytes:
+        left = max(0, self._stop - self._file.tell())
+        return self._stream.read(left if n is None or n < 0 else min(n, left))
+
+    def _readline_span(self, n: int = -1) -> bytes:
+        left = max(0, self._stop - self._file.tell())
+        return self._stream.readline(left if n is None or n < 0 else min(n, left))
 
     def file_offset(self) -> int:
         """Bytes of the file on disk (or of the stream) consumed so far (read-ahead included)."""

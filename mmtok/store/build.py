@@ -187,6 +187,15 @@ def _check_appendable(path: str, base: dict, tok, append: bool) -> None:
         )
 
 
+def tokenizer_entry(tok, tokenizer_json: bytes) -> dict:
+    """The manifest's ``tokenizer`` field for ``tok``, whose tokenizer.json bytes are ``tokenizer_json``."""
+    return {
+        "name": tok.name, "fingerprint": tok.fingerprint, "vocab_size": tok.vocab_size,
+        "eos_token": tok.eos_token, "allow_special": tok.allow_special, "file": TOKENIZER_FILE,
+        "file_sha256": hashlib.sha256(tokenizer_json).hexdigest(),
+    }
+
+
 class _BuildRun:
     """One build (fresh, resumed or appending) between two manifests."""
 
@@ -280,11 +289,7 @@ class _BuildRun:
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
             "created_by": f"mmtok {__version__}",
-            "tokenizer": base["tokenizer"] if base else {
-                "name": tok.name, "fingerprint": tok.fingerprint, "vocab_size": tok.vocab_size,
-                "eos_token": tok.eos_token, "allow_special": tok.allow_special, "file": TOKENIZER_FILE,
-                "file_sha256": hashlib.sha256(tokenizer_json).hexdigest(),
-            },
+            "tokenizer": base["tokenizer"] if base else tokenizer_entry(tok, tokenizer_json),
             "dtype": tok.dtype.str,
             "eos_id": tok.eos_id,
             "num_tokens": sum(s["tokens"] for s in shards),

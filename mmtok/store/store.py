@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -9,12 +10,14 @@ import numpy as np
 from ..base.constants import (
     DOCS_DTYPE,
     DOCS_SUFFIX,
+    MANIFEST_FILE,
     SHARDS_DIR,
     TOKENIZER_FILE,
     TOKENS_SUFFIX,
 )
-from ..base.errors import CorruptStoreError
-from .manifest import read_manifest
+from ..base.errors import CorruptStoreError, StoreError
+from ..remote.urls import is_remote
+from .manifest import check_manifest, read_manifest
 from .npyfile import open_npy
 
 
@@ -31,9 +34,20 @@ class Store:
     same data in another process even if the store has grown since.
     """
 
+    #: A store on object storage keeps at most this many shards memory-mapped (from its local
+    #: cache, see mmtok/remote/cache.py), so evicted cache files are unmapped and freed.
+    max_remote_maps = 4
+
     def __init__(self, path: str | os.PathLike, *, num_shards: int | None = None):
         self.path = os.fspath(path)
-        manifest = read_manifest(self.path)
+        self._remote = None
+        if is_remote(self.path):
+            from ..remote import RemoteFiles
+
+            self._remote = RemoteFiles(self.path)
+            manifest = read_remote_manifest(self._remote)
+        else:
+            manifest = read_manifest(self.path)
         if num_shards is not None:
             manifest = _truncate(manifest, num_shards, self.path)
         self.manifest = manifest
@@ -82,7 +96,7 @@ class Store:
             from ..tokenize.tokenizer import tokenizer_from_json
 
             info = self.manifest["tokenizer"]
-            with open(os.path.join(self.path, TOKENIZER_FILE), encoding="utf-8") as f:
+            with open(self._file(TOKENIZER_FILE, info.get("file_sha256")), encoding="utf-8") as f:
                 tokenizer = tokenizer_from_json(f.read(), eos_token=info.get("eos_token"),
                                                 allow_special=info["allow_special"])
             if tokenizer.fingerprint != self.fingerprint:
@@ -92,20 +106,52 @@ class Store:
             self._tokenizer = tokenizer
         return self._tokenizer
 
+    def hf_tokenizer(self, pad_id: int | None = None):
+        """The store's tokenizer as a ``transformers.PreTrainedTokenizerFast`` (offline; eos set, pad = eos or ``pad_id``)."""
+        from .hftokenizer import hf_tokenizer
+
+        return hf_tokenizer(self, pad_id)
+
+    def _file(self, relative: str, sha256: str | None) -> str:
+        """The local path of a store file: in the store, or fetched into the cache for a remote store."""
+        if self._remote is None:
+            return os.path.join(self.path, relative)
+        if sha256 is None:
+            raise CorruptStoreError(f"{self.path}: the manifest gives no checksum for {relative}; cannot fetch it safely")
+        return self._remote.local(relative, sha256)
+
+    def _open_shard_file(self, i: int, kind: int) -> np.ndarray:
+        shard = self.shards[i]
+        suffix, key, dtype, length = ((TOKENS_SUFFIX, "tokens_sha256", self.dtype.str, shard["tokens"]),
+                                      (DOCS_SUFFIX, "docs_sha256", DOCS_DTYPE, shard["documents"]))[kind]
+        if self._remote is None:
+            return open_npy(shard_paths(self.path, shard["name"])[kind], dtype=dtype, length=length)
+        relative = f"{SHARDS_DIR}/{shard['name']}{suffix}"
+        for _ in range(3):  # another process may evict the file between fetching and mapping it
+            try:
+                array = open_npy(self._file(relative, shard[key]), dtype=dtype, length=length)
+                break
+            except FileNotFoundError:
+                continue
+        else:
+            raise StoreError(f"{self.path}/{relative}: evicted from the cache as soon as fetched; the cache is too "
+                             "small for the processes sharing it (raise MMTOK_REMOTE_CACHE_BYTES)")
+        opened = [j for j, a in enumerate(self._tokens) if a is not None and j != i]
+        if kind == 0 and len(opened) >= self.max_remote_maps:
+            self._tokens[opened[0]] = None  # unmap, so a file the cache evicted frees its space
+            self._window_views = {k: v for k, v in self._window_views.items() if k[0] != opened[0]}
+        return array
+
     def shard_tokens(self, i: int) -> np.ndarray:
         array = self._tokens[i]
         if array is None:
-            shard = self.shards[i]
-            array = open_npy(shard_paths(self.path, shard["name"])[0], dtype=self.dtype.str, length=shard["tokens"])
-            self._tokens[i] = array
+            array = self._tokens[i] = self._open_shard_file(i, 0)
         return array
 
     def shard_docs(self, i: int) -> np.ndarray:
         array = self._docs[i]
         if array is None:
-            shard = self.shards[i]
-            array = open_npy(shard_paths(self.path, shard["name"])[1], dtype=DOCS_DTYPE, length=shard["documents"])
-            self._docs[i] = array
+            array = self._docs[i] = self._open_shard_file(i, 1)
         return array
 
     def slice_tokens(self, start: int, stop: int) -> np.ndarray:
@@ -180,6 +226,20 @@ class Store:
             mask = shard_of == shard
             out[mask] = self.shard_docs(int(shard))[index[mask] - self.doc_starts[shard]]
         return out
+
+
+def read_remote_manifest(remote) -> dict:
+    """Load and check the manifest of a store on object storage (always fetched fresh: the commit point)."""
+    data = remote.read_bytes(MANIFEST_FILE)
+    where = f"{remote.url}/{MANIFEST_FILE}"
+    if data is None:
+        raise StoreError(f"{remote.url}: not an mmtok store, {MANIFEST_FILE} is missing (not committed yet?)")
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptStoreError(f"{where}: not valid JSON ({exc})") from None
+    check_manifest(manifest, where)
+    return manifest
 
 
 def _truncate(manifest: dict, num_shards: int, path: str) -> dict:

@@ -15,6 +15,7 @@ import numpy as np
 from ..base.constants import (
     DOCS_DTYPE,
     DOCS_SUFFIX,
+    PARTITIONS_DIR,
     SHARD_NAME_DIGITS,
     SHARDS_DIR,
     TEMP_PREFIX,
@@ -102,7 +103,7 @@ def remove_unnamed_files(store: str, keep_shards: set[str]) -> None:
 
 def is_store_folder(path: str) -> bool:
     """True when every entry of ``path`` is something mmtok writes (so it is safe to clean)."""
-    ours = {MANIFEST_FILE, JOURNAL_FILE, TOKENIZER_FILE, SHARDS_DIR}
+    ours = {MANIFEST_FILE, JOURNAL_FILE, TOKENIZER_FILE, SHARDS_DIR, PARTITIONS_DIR}
     return all(entry in ours or entry.startswith(TEMP_PREFIX) for entry in os.listdir(path))
 
 

