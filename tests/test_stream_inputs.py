@@ -92,3 +92,8 @@ def test_a_stream_cannot_resume_and_the_dataset_cache_refuses_it(tmp_path):
         open_stream(source, offset=10)
     with pytest.raises(InputError, match="no identity to key a stored dataset by"):
         mmtok.TokenDataset("-")
+
+
+def test_a_stream_cannot_be_split_by_rank(tmp_path):
+    done = _cli(["build", "-", "-o", "p.mmtok", "--rank", "0", "--world-size", "2"], TEXT.encode(), tmp_path)
+    assert done.returncode == 1 and b"cannot be split by rank" in done.stderr and b"Traceback" not in done.stderr
