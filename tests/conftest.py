@@ -1,10 +1,26 @@
-"""Shared fixtures: real text found on every machine (Python's own docs and sources)."""
+"""Shared fixtures: real text found on every machine (Python's own docs and sources).
+
+Randomness in tests: every random input is seeded (``np.random.default_rng(N)``,
+``random.Random(N)``), and hypothesis runs under the ``ci`` profile loaded here:
+derandomized (the examples are a function of the test, the same on every run
+and machine) with no example database. ``HYPOTHESIS_PROFILE=explore`` runs a
+random search instead (more examples, a local database) to look for new
+failures; whatever it finds becomes an ``@example`` or a seeded regression test.
+"""
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("explore", max_examples=2000, derandomize=False, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 from mmtok.inputs.sampletext import python_docs_prose, python_sources
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from mmtok.tokenize.cutpoints import (
     CUT_RULES,
+    MAX_RUN_BYTES,
     check_rules,
     find_cut,
     iter_pieces,
@@ -151,10 +152,13 @@ def test_pieces_of_real_text_cut_after_newlines(real_text):
         assert len(piece) >= 50_000 and is_newline_cut(data, offset)
 
 
-def test_a_stream_without_cut_is_one_piece_and_reading_is_not_quadratic():
+def test_a_stream_without_cut_is_forced_into_bounded_pieces_and_reading_is_not_quadratic():
     data = "中文文本没有空格".encode("utf-8") * 400_000  # 9.6 MB, no ASCII at all
     got = pieces_of(data, 256, CUT_RULES)  # 64-byte lookahead steps: quadratic rescans would never finish
-    assert got == [(data, True)]
+    assert b"".join(p for p, _ in got) == data and len(got) == 10
+    assert all(MAX_RUN_BYTES - 4 <= len(p) <= 256 + MAX_RUN_BYTES for p, _ in got[:-1])
+    for piece, _ in got:
+        piece.decode("utf-8")  # forced cuts fall between characters
 
 
 def test_empty_stream_has_no_pieces():

@@ -7,7 +7,6 @@ save_to_disk, to_parquet) and litdata (StreamingDataset with TokensLoader).
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest

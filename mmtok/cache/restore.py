@@ -25,6 +25,7 @@ from ..base.constants import (
 )
 from ..base.errors import CacheError, StoreError, TokenizerMismatchError
 from ..base.faults import fault_point
+from ..base.jsonlimits import depth_message, json_too_deep
 from ..store.atomicfile import write_synced
 from ..store.manifest import check_manifest, encode_json
 from ..store.store import shard_paths
@@ -56,9 +57,14 @@ def restore_store(reader: CacheReader, tmp: str, tokenizer, progress) -> tuple[d
             "manifest.json does not match the header's checksum (damaged file)")
     check_manifest_shape(manifest_bytes, name)
     try:
-        manifest = json.loads(manifest_bytes.decode("utf-8"))
+        text = manifest_bytes.decode("utf-8")
+        if json_too_deep(text):
+            raise CacheError(f"{name}: {depth_message('the embedded manifest.json')}")
+        manifest = json.loads(text)
         check_manifest(manifest, MANIFEST_FILE)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # StoreErrors are ValueErrors
+    except CacheError:
+        raise
+    except (UnicodeDecodeError, ValueError) as exc:  # StoreErrors are ValueErrors
         raise CacheError(f"{name}: the embedded {exc}" if isinstance(exc, StoreError)
                          else f"{name}: the embedded manifest.json is not valid JSON ({type(exc).__name__})") from None
     tok_info = manifest["tokenizer"]

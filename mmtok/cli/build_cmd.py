@@ -24,6 +24,7 @@ def run_build(inputs, output, *, quiet: bool, rank: int | None = None, world_siz
     from ..store.build import build
 
     reading = {name: options.pop(name) for name in ("line_by_line", "column", "field", "header")}
+    reading["csv_field_limit"] = options.pop("csv_field_limit", None)
     sources = [resolve_source(path, **{**reading, "field": reading["field"] or "text"}) for path in inputs]
     check_options_apply(sources, column=reading["column"], field=reading["field"], header=reading["header"],
                         bulk=reading["line_by_line"] is False, spelling=CLI_SPELLING)
@@ -124,6 +125,8 @@ class _BuildCommand(click.Command):
               help="One document per line, or the whole file as one document. Default: csv/jsonl by line, txt bulk.")
 @click.option("--column", default=None, help="CSV column (name or 0-based index) for files with several columns.")
 @click.option("--no-header", is_flag=True, help="The CSV files have no header row.")
+@click.option("--csv-field-limit", type=click.IntRange(min=1), default=None,
+              help="Longest CSV field accepted, in characters (default 16 Mi): a longer one is an error.")
 @click.option("--field", default=None, help="JSON lines: the field holding the text (default: text).")
 @click.option("--append", is_flag=True, help="Add the inputs to an existing store (same tokenizer).")
 @click.option("--again", is_flag=True,
@@ -141,7 +144,8 @@ class _BuildCommand(click.Command):
               help="How many splits the inputs are cut into (by file and by byte ranges at safe cut points).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def build_command(inputs, output, tokenizer, vocab_file, merges_file, eos_token, line_by_line, column, no_header,
-                  field, append, again, workers, engine, shard_tokens, chunk_bytes, rank, world_size, quiet):
+                  csv_field_limit, field, append, again, workers, engine, shard_tokens, chunk_bytes, rank,
+                  world_size, quiet):
     """Tokenize INPUT files (.txt, .csv, .jsonl, optionally .gz/.zst) into the store OUTPUT.
 
     Rerunning an interrupted build resumes it where it stopped. With --rank R
@@ -163,7 +167,8 @@ def build_command(inputs, output, tokenizer, vocab_file, merges_file, eos_token,
         raise click.UsageError("--append does not combine with --rank: partitions are committed into a new store")
     tok = load_tokenizer(tokenizer, vocab_file=vocab_file, merges_file=merges_file, eos_token=eos_token, engine=engine)
     run_build(inputs, output, quiet=quiet, tokenizer=tok, line_by_line=line_by_line, column=_column(column),
-              field=field, header=not no_header, append=append, again=again, workers=workers,
+              field=field, header=not no_header, csv_field_limit=csv_field_limit, append=append, again=again,
+              workers=workers,
               shard_tokens=shard_tokens or DEFAULT_SHARD_TOKENS, chunk_bytes=chunk_bytes or DEFAULT_CHUNK_BYTES,
               **({} if rank is None else {"rank": rank, "world_size": world_size}))
 

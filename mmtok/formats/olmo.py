@@ -11,7 +11,6 @@ there (``end`` exclusive), else split just past every eos.
 from __future__ import annotations
 
 import gzip
-import io
 import os
 
 import numpy as np

@@ -11,10 +11,19 @@ from .chunk import BOM, Chunk, decode_utf8, empty_input
 from .sources import Source, open_stream
 
 _CSV_FIELD_LIMIT = 2 ** (8 * struct.calcsize("l") - 1) - 1  # csv stores the limit in a C long
+_SHOWN_COLUMNS = 20  # column names quoted in a message
 
 
 class _LineFeed:
-    """Decoded lines for csv.reader, counting the bytes and lines it consumed."""
+    """Decoded lines for csv.reader, counting the bytes and lines it consumed.
+
+    Every line it gives ends with a line break (one is added to a last line
+    without), so csv.reader only ever meets the end of the data between rows
+    or inside a quoted field: a row that comes back after :attr:`eof` was set
+    ended inside a quote that was never closed.
+    """
+
+    eof = False
 
     def __init__(self, stream, source: Source, offset: int, lines: int):
         self.stream, self.source, self.offset, self.lines = stream, source, offset, lines
@@ -25,6 +34,7 @@ class _LineFeed:
     def __next__(self) -> str:
         raw = self.stream.readline()
         if not raw:
+            self.eof = True
             raise StopIteration
         start = self.offset
         self.offset += len(raw)
@@ -32,13 +42,13 @@ class _LineFeed:
             raw, start = raw[len(BOM):], len(BOM)
         text = decode_utf8(raw, self.source, self.lines, start)
         self.lines += 1
-        return text
+        return text if raw.endswith(b"\n") else text + "\n"
 
 
 @contextlib.contextmanager
-def _wide_csv_fields():
-    """Lift csv's process-wide field size limit while parsing; restore it before yielding."""
-    previous = csv.field_size_limit(_CSV_FIELD_LIMIT)
+def _wide_csv_fields(limit: int = _CSV_FIELD_LIMIT):
+    """Set csv's process-wide field size limit while parsing; restore it before yielding."""
+    previous = csv.field_size_limit(min(limit, _CSV_FIELD_LIMIT))
     try:
         yield
     finally:
@@ -47,7 +57,7 @@ def _wide_csv_fields():
 
 def csv_chunks(source, position, chunk_bytes, rules):
     rows, fields, index = position["rows"], position.get("fields"), position.get("index")
-    display = source.display
+    display, limit = source.display, source.csv_field_limit
     with open_stream(source, offset=position["offset"]) as stream:
         feed = _LineFeed(stream, source, position["offset"], position["lines"])
         reader = csv.reader(feed)
@@ -60,13 +70,23 @@ def csv_chunks(source, position, chunk_bytes, rules):
                 except StopIteration:
                     return None, line
                 except csv.Error as e:
+                    if "field limit" in str(e):
+                        raise InputError(f"a field of the row that starts at line {line:,} is longer than "
+                                         f"{limit:,} characters; if a quote is never closed, it runs on to "
+                                         "here: check the quotes, or raise the limit with csv_field_limit= "
+                                         "(--csv-field-limit)", path=display, line=feed.lines) from None
                     raise InputError(f"malformed CSV ({e})", path=display, line=feed.lines) from None
+                if feed.eof:  # the data ended inside a quoted field: see _LineFeed
+                    opened = feed.lines - row[-1].count("\n") + 1
+                    raise InputError("the quoted field opened on this line is never closed (the file ends "
+                                     "inside it); close the quote, or double a quote that is part of the text "
+                                     '("")', path=display, line=opened)
                 if row:  # csv gives [] for a blank line
                     return row, line
 
         texts, chunk_start, documents = [], feed.offset, 0
         if fields is None:  # at the start: the first row fixes the shape and the column
-            with _wide_csv_fields():
+            with _wide_csv_fields(limit):
                 row, line = next_row()
             if row is None:
                 raise empty_input(source)
@@ -74,7 +94,7 @@ def csv_chunks(source, position, chunk_bytes, rules):
             if not source.header:
                 texts.append(row[index])
         while True:
-            with _wide_csv_fields():
+            with _wide_csv_fields(limit):
                 while feed.offset - chunk_start < chunk_bytes:
                     row, line = next_row()
                     if row is None:
@@ -101,7 +121,8 @@ def csv_chunks(source, position, chunk_bytes, rules):
 def _column_index(source: Source, first: list[str], line: int) -> int:
     """The index of the text column, from ``source.column`` and the first row."""
     column, count = source.column, len(first)
-    has = f"the file has {count} columns" + (f" {first}" if source.header else "")
+    shown = first if count <= _SHOWN_COLUMNS else [*first[:_SHOWN_COLUMNS], f"... {count - _SHOWN_COLUMNS:,} more"]
+    has = f"the file has {count:,} columns" + (f" {shown}" if source.header else "")
     problem = None
     if isinstance(column, str) and not source.header:
         problem = f"column {column!r} is a name, but the file is read without a header row (--no-header, " \

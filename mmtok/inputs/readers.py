@@ -16,6 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from ..base.errors import InputError
+from ..base.jsonlimits import depth_message, json_too_deep
 from ..tokenize.cutpoints import check_rules, iter_pieces
 from .chunk import BOM, Chunk, decode_utf8, empty_input
 from .csvreader import csv_chunks
@@ -139,7 +140,10 @@ def _jsonl_chunks(source, position, chunk_bytes, rules):
     scan = json.JSONDecoder().scan_once
     for text, first_line, nbytes, offset, lines, file_offset in _line_blocks(source, position, chunk_bytes):
         texts = []
+        deep = json_too_deep(text)  # a whole block is cleared by two counts; a flagged one line by line
         for number, line in enumerate(text.split("\n"), first_line):
+            if deep and json_too_deep(line):
+                raise InputError(depth_message("the JSON"), path=source.display, line=number)
             try:
                 record, end = scan(line, 0)
             except (StopIteration, ValueError):

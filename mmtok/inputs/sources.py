@@ -10,13 +10,14 @@ at any uncompressed offset, with decompression errors reported as
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import io
 import os
-import zlib
+import stat as stat_module
 from typing import Iterable
 
 from ..base.errors import InputError, InputNotFoundError
+from .decompress import BUFFER as _BUFFER
+from .decompress import CountingRaw, GzipRaw, ZstdRaw
 
 __all__ = ["Source", "Span", "resolve_source", "texts_source", "open_stream", "InputStream"]
 
@@ -24,7 +25,7 @@ _KIND_BY_SUFFIX = {".txt": "txt", ".csv": "csv", ".jsonl": "jsonl", ".json": "js
 _COMPRESSION_BY_SUFFIX = {".gz": "gz", ".zst": "zst"}
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_BUFFER = 1 << 18
+CSV_FIELD_LIMIT = 1 << 24  # default longest CSV field, in characters (16 Mi)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,11 @@ class Source:
     # Only bytes [start, stop) of an uncompressed file (a split of a partitioned build, see
     # mmtok/inputs/split.py); ``lines`` counts the newlines before ``start``, for line numbers.
     span: Span | None = None
+    # A pipe, FIFO, character device or stdin ("-"): read once, front to back, never reopened or
+    # sought; its compression is sniffed from the first bytes when it is opened.
+    stream: bool = False
+    # CSV only: the longest field, in characters (an unclosed quote otherwise swallows the rest of the file)
+    csv_field_limit: int = dataclasses.field(default=CSV_FIELD_LIMIT, compare=False)
 
     def identity(self) -> dict:
         """What must match for a build to resume on this input (JSON-able)."""
@@ -59,6 +65,8 @@ class Source:
         }
         if self.span is not None:
             identity["span"] = [self.span.start, self.span.stop]
+        if self.stream:
+            identity["stream"] = True
         return identity
 
     @property
@@ -76,7 +84,8 @@ class Span:
     lines: int
 
 
-def resolve_source(path, *, line_by_line=None, column=None, field="text", header=True) -> Source:
+def resolve_source(path, *, line_by_line=None, column=None, field="text", header=True,
+                   csv_field_limit: int | None = None) -> Source:
     """Describe the input file at ``path``.
 
     The kind comes from the suffix once ``.gz``/``.zst`` is stripped: ``.csv``
@@ -86,16 +95,32 @@ def resolve_source(path, *, line_by_line=None, column=None, field="text", header
     row/line (whatever ``line_by_line`` says).  ``column`` and ``header`` apply
     to CSV only, ``field`` to JSONL only; :func:`~mmtok.inputs.options.check_options_apply` refuses
     options that apply to none of a build's inputs.
+    ``csv_field_limit`` (CSV only; default :data:`CSV_FIELD_LIMIT`) is the
+    longest field accepted, in characters.
     A missing path raises :class:`InputNotFoundError`, a directory :class:`InputError`.
+
+    ``"-"`` is the standard input; it, a FIFO and a process substitution
+    (``<(zcat a.txt.gz)``) are streams: read once from the front (see
+    :attr:`Source.stream`). Their kind still comes from the name (``-`` and
+    ``/dev/fd/N`` are text), their compression from their first bytes.
     """
     display = os.fsdecode(path)
+    limit = _check_field_limit(csv_field_limit, display)
+    if display == "-":
+        return dataclasses.replace(_stream_source("<stdin>", STDIN, line_by_line, column, field, header),
+                                   csv_field_limit=limit)
     absolute = os.path.abspath(display)
     try:
         stat = os.stat(absolute)
     except FileNotFoundError:
         raise InputNotFoundError("no such file; check the path", path=display) from None
+    except OSError as exc:
+        raise InputError(f"cannot read it ({exc.strerror})", path=display) from None
     if os.path.isdir(absolute):
         raise InputError("is a directory; give the text, CSV or JSONL files inside it one by one", path=display)
+    if not stat_module.S_ISREG(stat.st_mode):
+        return dataclasses.replace(_stream_source(display, absolute, line_by_line, column, field, header),
+                                   csv_field_limit=limit)
     name = os.path.basename(absolute).lower()
     stem, suffix = os.path.splitext(name)
     hinted = _COMPRESSION_BY_SUFFIX.get(suffix)
@@ -110,9 +135,31 @@ def resolve_source(path, *, line_by_line=None, column=None, field="text", header
         column=column if kind == "csv" else None,
         field=field if kind == "jsonl" else "text",
         header=header if kind == "csv" else True,
-        size=stat.st_size, mtime_ns=stat.st_mtime_ns,
+        size=stat.st_size, mtime_ns=stat.st_mtime_ns, csv_field_limit=limit,
     )
     return source
+
+
+def _check_field_limit(limit, display: str) -> int:
+    if limit is None:
+        return CSV_FIELD_LIMIT
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit < 1 << 62:
+        raise InputError(f"csv_field_limit must be a positive number of characters, got {limit!r}", path=display)
+    return limit
+
+
+STDIN = "<stdin>"  # the path of the standard input's Source
+
+
+def _stream_source(display, path, line_by_line, column, field, header) -> Source:
+    stem, suffix = os.path.splitext(os.path.basename(display).lower())
+    if suffix in _COMPRESSION_BY_SUFFIX:
+        suffix = os.path.splitext(stem)[1]
+    kind = _KIND_BY_SUFFIX.get(suffix, "txt")
+    line_by_line = _check_options(kind, display, line_by_line, column, field, header)
+    return Source(display=display, path=path, kind=kind, compression=None, line_by_line=line_by_line,
+                  column=column if kind == "csv" else None, field=field if kind == "jsonl" else "text",
+                  header=header if kind == "csv" else True, size=None, mtime_ns=None, stream=True)
 
 
 def texts_source(texts) -> Source:
@@ -171,82 +218,6 @@ def _detect_compression(path: str, display: str, hinted: str | None) -> str | No
     return hinted  # too short to sniff: reading it will report it as empty or truncated
 
 
-class _GzipRaw(io.RawIOBase):
-    """Decompressed gzip bytes (all members) with errors naming the file."""
-
-    def __init__(self, file, display: str):
-        self._gz = gzip.GzipFile(fileobj=file, mode="rb")
-        self._display = display
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        try:
-            return self._gz.readinto(b)
-        except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-            raise InputError(f"corrupt or truncated gzip data ({e}); re-create or re-download "
-                             "the file", path=self._display) from None
-
-
-class _ZstdRaw(io.RawIOBase):
-    """Decompressed zstd bytes (all frames) with errors naming the file.
-
-    zstandard's stream reader silently stops at a truncated frame, so frames
-    are decoded here with decompressobj, which tells whether a frame ended.
-    """
-
-    _FEED = 1024  # compressed bytes per call: bounds the output of one call
-
-    def __init__(self, file, display: str):
-        import zstandard  # imported lazily: only needed when a .zst is read
-
-        self._zstd = zstandard
-        self._dctx = zstandard.ZstdDecompressor()
-        self._file = file
-        self._display = display
-        self._obj = None  # decompressor of the current frame
-        self._input = b""
-        self._input_pos = 0
-        self._output = b""
-        self._output_pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        while self._output_pos >= len(self._output):
-            if not self._decode_more():
-                return 0
-        n = min(len(b), len(self._output) - self._output_pos)
-        b[:n] = self._output[self._output_pos:self._output_pos + n]
-        self._output_pos += n
-        return n
-
-    def _decode_more(self) -> bool:
-        if self._input_pos >= len(self._input):
-            self._input, self._input_pos = self._file.read(_BUFFER), 0
-            if not self._input:
-                if self._obj is not None and not self._obj.eof:
-                    raise InputError("truncated zstd data: the last frame is incomplete; "
-                                     "re-create or re-download the file", path=self._display)
-                return False
-        if self._obj is None or self._obj.eof:
-            self._obj = self._dctx.decompressobj()
-        piece = self._input[self._input_pos:self._input_pos + self._FEED]
-        self._input_pos += len(piece)
-        try:
-            self._output, self._output_pos = self._obj.decompress(piece), 0
-        except self._zstd.ZstdError as e:
-            raise InputError(f"corrupt zstd data ({e}); re-create or re-download the file",
-                             path=self._display) from None
-        if self._obj.eof and self._obj.unused_data:
-            # the next frame began inside this piece: feed its start again
-            self._input = self._obj.unused_data + self._input[self._input_pos:]
-            self._input_pos = 0
-        return True
-
-
 class InputStream:
     """The uncompressed bytes of a file source, from a given offset on.
 
@@ -256,12 +227,15 @@ class InputStream:
     """
 
     def __init__(self, source: Source, offset: int):
+        if source.stream:
+            self._init_stream(source, offset)
+            return
         self._file = open(source.path, "rb", buffering=_BUFFER)
         try:
             if source.compression is None:
                 self._stream = self._file
             else:
-                raw_class = _GzipRaw if source.compression == "gz" else _ZstdRaw
+                raw_class = GzipRaw if source.compression == "gz" else ZstdRaw
                 self._stream = io.BufferedReader(raw_class(self._file, source.display), _BUFFER)
             self._seek(source, offset)
         except BaseException:
@@ -272,6 +246,27 @@ class InputStream:
         if source.span is not None:  # a split of a file: nothing past its stop
             self._stop = source.span.stop
             self.read, self.readline = self._read_span, self._readline_span
+
+    def _init_stream(self, source: Source, offset: int) -> None:
+        """Open a stream once; sniff its compression by peeking (no byte is lost); it cannot resume."""
+        if offset:
+            raise InputError("a stream (pipe, FIFO or stdin) cannot be read again from a resume position; "
+                             "save it to a file to make the build resumable", path=source.display)
+        try:
+            fd = os.dup(0) if source.path == STDIN else os.open(source.path, os.O_RDONLY)
+        except OSError as exc:
+            raise InputError(f"cannot read it ({exc.strerror})", path=source.display) from None
+        self._raw = CountingRaw(fd)
+        self._file = io.BufferedReader(self._raw, _BUFFER)
+        magic = self._file.peek(4)[:4]
+        if magic.startswith(_GZIP_MAGIC):
+            self._stream = io.BufferedReader(GzipRaw(self._file, source.display), _BUFFER)
+        elif magic == _ZSTD_MAGIC:
+            self._stream = io.BufferedReader(ZstdRaw(self._file, source.display), _BUFFER)
+        else:
+            self._stream = self._file
+        self.read = self._stream.read
+        self.readline = self._stream.readline
 
     def _seek(self, source: Source, offset: int) -> None:
         if source.compression is None:
@@ -300,8 +295,9 @@ class InputStream:
         return self._stream.readline(left if n is None or n < 0 else min(n, left))
 
     def file_offset(self) -> int:
-        """Bytes of the file on disk consumed so far (read-ahead included)."""
-        return self._file.tell()
+        """Bytes of the file on disk (or of the stream) consumed so far (read-ahead included)."""
+        raw = getattr(self, "_raw", None)
+        return raw.count if raw is not None else self._file.tell()
 
     def close(self) -> None:
         """Close the file."""

@@ -61,6 +61,9 @@ def split_sources(sources: list[Source], world_size: int, *, cut_rules) -> list[
                              "with build_partition(texts=..., partition_id=rank)", path=source.display)
         if source.span is not None:
             raise ValueError(f"{source.display}: already a split of a file")
+        if source.stream:
+            raise InputError("is a stream (pipe, FIFO or stdin), which cannot be split by rank: each rank "
+                             "would read its own stream; save it to a file first", path=source.display)
     sizes = [source.size or 0 for source in sources]
     starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).tolist()
     total = starts[-1]

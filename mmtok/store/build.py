@@ -55,6 +55,7 @@ def build(
     column: str | int | None = None,
     field: str = "text",
     header: bool = True,
+    csv_field_limit: int | None = None,
     append: bool = False,
     again: bool = False,
     on_note=None,
@@ -88,7 +89,8 @@ def build(
     if shard_tokens < 1 or chunk_bytes < 1:
         raise ValueError("shard_tokens and chunk_bytes must be positive")
     path = os.fspath(path)
-    sources = _sources(inputs, texts, line_by_line=line_by_line, column=column, field=field, header=header)
+    sources = _sources(inputs, texts, line_by_line=line_by_line, column=column, field=field, header=header,
+                       csv_field_limit=csv_field_limit)
     tok = load_tokenizer(tokenizer, eos_token=eos_token, engine=engine)
     request = {
         "tokenizer": tok.fingerprint,
@@ -149,6 +151,11 @@ def _sources(inputs, texts, **options) -> list[Source]:
     for source in sources:
         if source.kind == "txt" and source.path is not None:
             refuse_cache_file(source)
+    streams = [source.path for source in sources if source.stream]
+    if len(set(streams)) < len(streams):
+        twice = next(s for s in sources if s.stream and streams.count(s.path) > 1)
+        raise InputError("is a stream (pipe, FIFO or stdin) given twice; a stream can be read only once",
+                         path=twice.display)
     if texts is not None:
         sources.append(texts_source(texts))
     if not sources:

@@ -90,7 +90,7 @@ class BuildRun:
         return (
             journal.get("base_manifest_sha256") == self.base_sha
             and journal.get("request") == self.request
-            and all(source.kind != "texts" for source in self.sources)
+            and all(source.kind != "texts" and not source.stream for source in self.sources)
         )
 
     def _chunks(self):

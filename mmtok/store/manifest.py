@@ -22,6 +22,7 @@ from ..base.constants import (
 from ..base.errors import CorruptStoreError, StoreError
 from ..base.faults import fault_point
 from .safefile import read_store_file
+from ..base.jsonlimits import depth_message, json_too_deep
 
 # Revision 2 can name an open shard (a mid-shard checkpoint); mmtok versions that
 # knew only "mmtok-build-journal" ignore it and start afresh, which stays correct.
@@ -92,7 +93,10 @@ def read_manifest(store: str) -> dict:
     if not os.path.isdir(store):
         raise StoreError(f"{store}: no such store (a store is a directory made by `mmtok build`)")
     try:
-        manifest = json.loads(read_store_file(store, path, limit=STORE_MAX_MANIFEST_BYTES).decode("utf-8"))
+        text = read_store_file(store, path, limit=STORE_MAX_MANIFEST_BYTES).decode("utf-8")
+        if json_too_deep(text):
+            raise CorruptStoreError(f"{path}: {depth_message('the manifest')}")
+        manifest = json.loads(text)
     except FileNotFoundError:
         hint = " (a build was interrupted: rerun it to resume)" if os.path.exists(os.path.join(store, JOURNAL_FILE)) else ""
         raise StoreError(f"{store}: not an mmtok store, {MANIFEST_FILE} is missing{hint}") from None
@@ -162,8 +166,8 @@ def check_manifest(manifest: dict, path: str) -> None:
 def read_journal(store: str) -> dict | None:
     """The build journal of an interrupted build, or None. A damaged journal counts as none."""
     try:
-        journal = json.loads(read_store_file(store, os.path.join(store, JOURNAL_FILE),
-                                             limit=STORE_MAX_JOURNAL_BYTES).decode("utf-8"))
+        text = read_store_file(store, os.path.join(store, JOURNAL_FILE), limit=STORE_MAX_JOURNAL_BYTES).decode("utf-8")
+        journal = None if json_too_deep(text) else json.loads(text)
     except (FileNotFoundError, CorruptStoreError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     if not isinstance(journal, dict) or journal.get("format") not in (JOURNAL_FORMAT, *_OLD_JOURNAL_FORMATS) \

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from tokenize import TokenError
 
 import numpy as np
 
@@ -107,10 +108,13 @@ def file_sha256(path: str, *, block: int = 1 << 22) -> str:
 def read_npy_header(f) -> tuple[tuple, bool, np.dtype]:
     """(shape, fortran_order, dtype) of the ``.npy`` header at ``f``'s position; ValueError if it is not one."""
     version = np.lib.format.read_magic(f)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(f)
-    if version == (2, 0):
-        return np.lib.format.read_array_header_2_0(f)
+    try:
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(f)
+        if version == (2, 0):
+            return np.lib.format.read_array_header_2_0(f)
+    except (SyntaxError, TypeError, OverflowError, TokenError) as exc:  # numpy's literal parser, on damaged bytes
+        raise ValueError(" ".join(f"{type(exc).__name__}: {exc}".split())) from None
     raise ValueError(f"unsupported .npy version {version}")
 
 

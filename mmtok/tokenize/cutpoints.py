@@ -17,6 +17,16 @@ passed in as ``rules``:
 Both rules only ever cut between two ASCII bytes, so a cut never falls inside
 a UTF-8 multi-byte sequence and every piece of a valid UTF-8 file decodes on
 its own.
+
+Memory stays flat on text without safe cuts (a long run of letters, text in a
+script without ASCII spaces, a tokenizer with no safe rule): when no safe cut
+lies within :data:`MAX_RUN_BYTES` past ``chunk_bytes``, the piece is *forced*
+to end there, after the last newline that a non-space character follows in the
+window if there is one (where byte-level BPE pre-tokenizers split anyway),
+else at the last UTF-8 character boundary. Tokenizing pieces separately equals
+tokenizing the whole text whenever safe cuts are never more than that far
+apart; at a forced cut, only the pre-token(s) it splits may be encoded
+differently (tests/test_long_runs.py measures this).
 """
 
 from __future__ import annotations
@@ -24,9 +34,11 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterator
 
-__all__ = ["CUT_RULES", "check_rules", "find_cut", "iter_pieces", "lookahead_bytes"]
+__all__ = ["CUT_RULES", "MAX_RUN_BYTES", "check_rules", "find_cut", "iter_pieces", "lookahead_bytes"]
 
 CUT_RULES = frozenset({"newline", "space"})
+MAX_RUN_BYTES = 1 << 20  # a piece without a safe cut is forced to end this far past chunk_bytes
+_FORCED_NEWLINE = re.compile(rb"\n(?=[^\s])")
 
 # Patterns start with a literal byte so the regex engine can skip to it with a
 # fast search; the lookarounds check the neighbours and fail at buffer edges,
@@ -66,6 +78,22 @@ def find_cut(buf, start: int, rules: frozenset[str]) -> int | None:
     return None
 
 
+def forced_cut(buf, limit: int) -> int:
+    """Where a piece of ``buf`` with no safe cut before ``limit`` ends: after the last newline that a
+    non-space byte follows (past the middle of the window), else at the last UTF-8 character start."""
+    window = bytes(buf[limit // 2 : limit])
+    newlines = [m.start() for m in _FORCED_NEWLINE.finditer(window)]
+    if newlines:
+        return limit // 2 + newlines[-1] + 1
+    # Only bytes before ``limit`` decide (pieces depend on nothing else): end after the last character
+    # that is whole before the limit.
+    lead = limit - 1
+    while lead > limit - 4 and buf[lead] & 0xC0 == 0x80:
+        lead -= 1
+    size = 1 if buf[lead] < 0x80 else 2 if buf[lead] < 0xE0 else 3 if buf[lead] < 0xF0 else 4
+    return limit if lead + size == limit else lead
+
+
 def lookahead_bytes(chunk_bytes: int) -> int:
     """How far past the target a piece scans for a cut, per extension step.
 
@@ -84,8 +112,9 @@ def iter_pieces(read: Callable[[int], bytes], *, chunk_bytes: int, rules: frozen
     into it, found in the window ``[piece start, piece start + chunk_bytes +
     k * lookahead)`` for the smallest ``k >= 1`` that holds a cut.  Pieces are
     therefore a pure function of the bytes and the piece start.  If the rest of
-    the stream holds no safe cut, the rest is one piece: a file without any
-    cut point is read whole (and needs that much memory).
+    the stream holds no safe cut, the rest is one piece if it ends within
+    ``chunk_bytes + MAX_RUN_BYTES``; beyond that the piece is forced to end
+    there (:func:`forced_cut`), so memory stays bounded.
     """
     step = lookahead_bytes(chunk_bytes)
     buf = bytearray(carry)
@@ -107,6 +136,9 @@ def iter_pieces(read: Callable[[int], bytes], *, chunk_bytes: int, rules: frozen
             finally:
                 window.release()
             if cut is not None or (eof and len(buf) <= want):
+                break
+            if want >= chunk_bytes + MAX_RUN_BYTES:
+                cut = forced_cut(buf, chunk_bytes + MAX_RUN_BYTES)
                 break
             # Earlier offsets were fully decided (none is a cut) except the last
             # one, whose "space" rule needed the byte we had not yet read.

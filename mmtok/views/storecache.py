@@ -83,6 +83,11 @@ def obtain_store(paths, texts, *, store_path=None, source_options: dict, tokeniz
         field = source_options.get("field")
         check_options_apply(sources, column=source_options.get("column"), field=None if field == "text" else field,
                             header=source_options.get("header", True), spelling={"column": "text_column="})
+    for source in sources:
+        if source.stream:
+            raise InputError("is a stream (pipe, FIFO or stdin), which has no identity to key a stored dataset "
+                             "by; save it to a file, or build a store from it (`mmtok build - -o data.mmtok`) "
+                             "and open that", path=source.display)
     identities = [source.identity() for source in sources]
     if texts is not None:
         identities.append(texts_identity(texts))
