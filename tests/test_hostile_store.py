@@ -184,7 +184,7 @@ CASES = [
     ("manifest is a folder", _folder(lambda s: "manifest.json"), "is a folder", True),
     ("manifest is a FIFO", _fifo(lambda s: "manifest.json"), "FIFO", True),
     ("manifest links to /dev/zero", _link(lambda s: "manifest.json", "/dev/zero"), "outside the store", True),
-    ("manifest nested 100k deep", _nested, "nested too deeply", True),
+    ("manifest nested 100k deep", _nested, "deeper than 128 levels", True),
     ("manifest over the size cap", _huge_manifest, "bytes, more than", True),
     ("shard is a folder", _folder(_first_tokens), "is a folder", False),
     ("shard is a FIFO", _fifo(_first_tokens), "FIFO", False),

@@ -137,7 +137,7 @@ def test_the_journal_commits_mid_shard_on_time_and_on_bytes(tmp_path, monkeypatc
     import copy
     import importlib
 
-    build_module = importlib.import_module("mmtok.store.build")  # the module (mmtok.store.build is the function)
+    build_module = importlib.import_module("mmtok.store.buildrun")  # the module that writes the journal
 
     journals = []
     real = build_module.write_journal

@@ -149,7 +149,7 @@ def _sources(inputs, texts, **options) -> list[Source]:
         field = None if options["field"] == "text" else options["field"]  # the default counts as not given
         check_options_apply(files, column=options["column"], field=field, header=options["header"])
     for source in sources:
-        if source.kind == "txt" and source.path is not None:
+        if source.kind == "txt" and source.path is not None and not source.stream:  # a stream is read once
             refuse_cache_file(source)
     streams = [source.path for source in sources if source.stream]
     if len(set(streams)) < len(streams):
