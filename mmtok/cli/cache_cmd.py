@@ -181,15 +181,8 @@ def _export_stack(store, output, fmt, codec, level, threads, no_tokenizer, optio
             raise click.UsageError(f"{flag} applies to the mmtok cache, not --format {fmt}")
     if output == CACHE_DEFAULT_NAME:
         raise click.UsageError(f"--format {fmt} needs -o OUTPUT (a {'folder' if fmt not in ('nanogpt', 'parquet', 'megatron') else 'path'})")
-    progress = TransferProgress(f"export {fmt}", enabled=False if quiet else None)
-    try:
-        summary = export_format(store, output, fmt, progress=progress, **options)
-    except ValueError as exc:
-        if isinstance(exc, MmtokError):
-            raise
-        raise click.UsageError(str(exc)) from None
-    finally:
-        progress.close()
+    summary = _transfer(f"export {fmt}", quiet, lambda progress: export_format(store, output, fmt, progress=progress,
+                                                                            **options))
     if not quiet:
         how = f", {summary['linked']} to the shards" if summary.get("linked") else ""
         click.echo(f"{output}: {counted(summary['tokens'], 'token')}, {counted(summary['documents'], 'document')} "
@@ -198,19 +191,25 @@ def _export_stack(store, output, fmt, codec, level, threads, no_tokenizer, optio
                    f"({summary['mb_per_s']:,.1f} MB/s)")
 
 
-def _import_stack(source, output, fmt, tokenizer, eos_token, shard_tokens, options, quiet):
-    from ..formats import import_format
-
-    progress = TransferProgress(f"import {fmt}", enabled=False if quiet else None)
+def _transfer(label: str, quiet: bool, run):
+    """``run(progress)`` with a progress line; a plain ValueError (a bad option for the format) is a usage error."""
+    progress = TransferProgress(label, enabled=False if quiet else None)
     try:
-        summary = import_format(source, output, fmt, tokenizer=tokenizer, eos_token=eos_token,
-                                shard_tokens=shard_tokens or DEFAULT_SHARD_TOKENS, progress=progress, **options)
+        return run(progress)
     except ValueError as exc:
         if isinstance(exc, MmtokError):
             raise
         raise click.UsageError(str(exc)) from None
     finally:
         progress.close()
+
+
+def _import_stack(source, output, fmt, tokenizer, eos_token, shard_tokens, options, quiet):
+    from ..formats import import_format
+
+    summary = _transfer(f"import {fmt}", quiet, lambda progress: import_format(
+        source, output, fmt, tokenizer=tokenizer, eos_token=eos_token,
+        shard_tokens=shard_tokens or DEFAULT_SHARD_TOKENS, progress=progress, **options))
     if not quiet:
         appended = summary.get("eos_appended")
         note = (f"; eos appended to {appended:,} document{'s' if appended != 1 else ''} that lacked it"
