@@ -124,7 +124,8 @@ def check_manifest(manifest: dict, path: str) -> None:
     if manifest.get("format") != FORMAT_NAME:
         raise CorruptStoreError(f"{path}: format is {manifest.get('format')!r}, expected {FORMAT_NAME!r}")
     version = manifest.get("version")
-    _require(type(version) is int and version >= 1, path, f"version {version!r} is not a format version (a positive integer)")
+    # a version is an int: true, 1.5 or "1" is damage, not a newer format
+    _require(type(version) is int and version >= 1, path, f"version must be a positive integer, found {version!r}")
     if version not in READABLE_FORMAT_VERSIONS:
         raise StoreError(
             f"{path}: store format version {version} is newer than this mmtok reads "
