@@ -93,18 +93,25 @@ def read_manifest(store: str) -> dict:
     if not os.path.isdir(store):
         raise StoreError(f"{store}: no such store (a store is a directory made by `mmtok build`)")
     try:
-        text = read_store_file(store, path, limit=STORE_MAX_MANIFEST_BYTES).decode("utf-8")
-        if json_too_deep(text):
-            raise CorruptStoreError(f"{path}: {depth_message('the manifest')}")
-        manifest = json.loads(text)
+        data = read_store_file(store, path, limit=STORE_MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         hint = " (a build was interrupted: rerun it to resume)" if os.path.exists(os.path.join(store, JOURNAL_FILE)) else ""
         raise StoreError(f"{store}: not an mmtok store, {MANIFEST_FILE} is missing{hint}") from None
+    return parse_manifest(data, path)
+
+
+def parse_manifest(data: bytes, where: str) -> dict:
+    """A manifest's bytes (from a file or object storage) parsed and checked; ``where`` names it in errors."""
+    try:
+        text = data.decode("utf-8")
+        if json_too_deep(text):
+            raise CorruptStoreError(f"{where}: {depth_message('the manifest')}")
+        manifest = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptStoreError(f"{path}: not valid JSON ({exc})") from None
+        raise CorruptStoreError(f"{where}: not valid JSON ({exc})") from None
     except RecursionError:
-        raise CorruptStoreError(f"{path}: JSON nested too deeply to be a manifest") from None
-    check_manifest(manifest, path)
+        raise CorruptStoreError(f"{where}: JSON nested too deeply to be a manifest") from None
+    check_manifest(manifest, where)
     return manifest
 
 

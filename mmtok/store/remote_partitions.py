@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import shutil
 import tempfile
 
@@ -30,7 +29,7 @@ from ..base.constants import (
 )
 from ..base.errors import CorruptStoreError, StoreExistsError
 from ..remote import RemoteFiles, upload_folder
-from .manifest import check_manifest, encode_json
+from .manifest import encode_json, parse_manifest
 from .store import Store
 
 __all__ = ["RemotePartitions", "build_remote_partition"]
@@ -58,15 +57,6 @@ def build_remote_partition(build_local, inputs, url: str, partition_id: int, **o
     return dict(result, path=f"{url.rstrip('/')}/{name}")
 
 
-def _parse(data: bytes, where: str) -> dict:
-    try:
-        manifest = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptStoreError(f"{where}: not valid JSON ({exc})") from None
-    check_manifest(manifest, where)
-    return manifest
-
-
 class RemotePartitions:
     """The commit backend of :mod:`mmtok.store.commit` for a root on object storage."""
 
@@ -85,13 +75,13 @@ class RemotePartitions:
             if data is None:
                 unfinished.append(pid)
                 continue
-            finished[pid] = _parse(data, f"{self.url}/{_name(pid)}/{MANIFEST_FILE}")
+            finished[pid] = parse_manifest(data, f"{self.url}/{_name(pid)}/{MANIFEST_FILE}")
             self.shas[pid] = hashlib.sha256(data).hexdigest()
         return finished, unfinished
 
     def committed(self) -> dict | None:
         data = self.remote.read_bytes(MANIFEST_FILE)
-        return None if data is None else _parse(data, f"{self.url}/{MANIFEST_FILE}")
+        return None if data is None else parse_manifest(data, f"{self.url}/{MANIFEST_FILE}")
 
     def read_docs(self, pid: int, shard: dict) -> np.ndarray:
         name = f"{_name(pid)}/{SHARDS_DIR}/{shard['name']}{DOCS_SUFFIX}"

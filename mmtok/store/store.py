@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -19,7 +18,7 @@ from ..base.constants import (
 from ..base.errors import CorruptStoreError, StoreError
 from ..remote.urls import is_remote
 from .documents import Documents
-from .manifest import check_manifest, read_manifest
+from .manifest import parse_manifest, read_manifest
 from .npyfile import open_npy
 from .safefile import read_store_file
 from .shardmaps import ShardMaps, shard_paths
@@ -241,12 +240,7 @@ def read_remote_manifest(remote) -> dict:
     where = f"{remote.url}/{MANIFEST_FILE}"
     if data is None:
         raise StoreError(f"{remote.url}: not an mmtok store, {MANIFEST_FILE} is missing (not committed yet?)")
-    try:
-        manifest = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptStoreError(f"{where}: not valid JSON ({exc})") from None
-    check_manifest(manifest, where)
-    return manifest
+    return parse_manifest(data, where)
 
 
 def _truncate(manifest: dict, num_shards: int, path: str) -> dict:
