@@ -20,9 +20,8 @@ __all__ = [
     "CorruptStoreError",
     "CacheError",
     "OptionError",
-
-
     "FormatError",
+    "os_error_reason",
 ]
 
 
@@ -84,3 +83,8 @@ class OptionError(MmtokError, ValueError):
 
 class FormatError(MmtokError, ValueError):
     """A file in another stack's token format (Megatron, nanoGPT, llm.c, ...) is damaged, hostile or not as declared."""
+
+
+def os_error_reason(exc: OSError) -> str:
+    """An OSError as the reason in a one-line message: its strerror, and the file it names if any."""
+    return f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}"

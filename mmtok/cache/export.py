@@ -29,8 +29,16 @@ from ..base.constants import (
     MANIFEST_FILE,
     TOKENIZER_FILE,
 )
-from ..base.errors import CacheError, CorruptStoreError, MmtokError, StoreError
+from ..base.errors import (
+    CacheError,
+    CorruptStoreError,
+    MmtokError,
+    StoreError,
+    os_error_reason,
+)
 from ..base.version import __version__
+from ..formats import EXPORT_FORMATS as _STACK_FORMATS
+from ..formats import export_format
 from ..remote.urls import is_remote
 from ..store.atomicfile import AtomicFile
 from ..store.manifest import encode_json
@@ -46,9 +54,6 @@ from .compression import (
     compression_ratio,
 )
 from .container import CacheWriter, human_bytes
-
-from ..formats import EXPORT_FORMATS as _STACK_FORMATS
-from ..formats import export_format
 
 EXPORT_FORMATS = ("mmtok", "aitextgen", "aitextgen-msgpack", *_STACK_FORMATS)
 _LEGACY_KIND = {"aitextgen": "aitextgen-npy", "aitextgen-msgpack": "aitextgen-msgpack"}
@@ -127,7 +132,7 @@ def export_store(
         target.abort()
         if isinstance(exc, OSError) and not isinstance(exc, MmtokError):
             raise CacheError(f"{destination}: export failed, no file was written "
-                             f"({exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''})") from None
+                             f"({os_error_reason(exc)})") from None
         raise
     size = os.path.getsize(target.path)
     seconds = max(time.monotonic() - started, 1e-9)

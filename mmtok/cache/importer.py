@@ -13,8 +13,19 @@ import os
 import shutil
 import time
 
-from ..base.constants import DEFAULT_SHARD_TOKENS, MANIFEST_FILE, SHARDS_DIR, TEMP_PREFIX
-from ..base.errors import CacheError, MmtokError, StoreError, StoreExistsError
+from ..base.constants import (
+    DEFAULT_SHARD_TOKENS,
+    MANIFEST_FILE,
+    SHARDS_DIR,
+    TEMP_PREFIX,
+)
+from ..base.errors import (
+    CacheError,
+    MmtokError,
+    StoreError,
+    StoreExistsError,
+    os_error_reason,
+)
 from ..base.faults import fault_point
 from ..remote.urls import is_remote
 from ..store.atomicfile import current_umask
@@ -146,7 +157,7 @@ def import_cache(
             owned.release()
             if isinstance(exc, OSError) and not isinstance(exc, MmtokError):
                 raise StoreError(f"{destination}: import failed, nothing was left there "
-                                 f"({exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''})") from None
+                                 f"({os_error_reason(exc)})") from None
             raise
         owned.release()
         raw = stream.raw_bytes

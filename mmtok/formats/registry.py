@@ -6,7 +6,7 @@ import os
 import time
 
 from ..base.constants import DEFAULT_SHARD_TOKENS
-from ..base.errors import MmtokError, StoreError
+from ..base.errors import MmtokError, StoreError, os_error_reason
 
 # format -> (module, function, options it accepts besides force/progress)
 _EXPORTS = {
@@ -113,7 +113,7 @@ def import_format(source, destination, format: str, *, tokenizer=None, eos_token
             writer.abort()
             if isinstance(exc, OSError) and not isinstance(exc, MmtokError):
                 raise StoreError(f"{destination}: import failed, nothing was left there "
-                                 f"({exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''})") from None
+                                 f"({os_error_reason(exc)})") from None
             raise
         details = dict(details, eos_appended=writer.eos_appended)
     seconds = max(time.monotonic() - started, 1e-9)

@@ -29,7 +29,7 @@ from ..base.constants import (
     TEMP_PREFIX,
     TOKENIZER_FILE,
 )
-from ..base.errors import MmtokError, StoreError, StoreExistsError
+from ..base.errors import MmtokError, StoreError, StoreExistsError, os_error_reason
 from ..base.faults import fault_point
 from ..base.version import __version__
 from ..store.manifest import atomic_write_bytes, fsync_dir, write_manifest
@@ -129,7 +129,7 @@ def materialize(view, path, *, shard_tokens: int = DEFAULT_SHARD_TOKENS, batch_t
         owned.release()
         if isinstance(exc, OSError) and not isinstance(exc, MmtokError):
             raise StoreError(f"{path}: writing the store failed, nothing was left there "
-                             f"({exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''})") from None
+                             f"({os_error_reason(exc)})") from None
         raise
     owned.release()
     return Store(path)
