@@ -8,6 +8,7 @@ import struct
 
 from ..base.errors import InputError
 from .chunk import BOM, Chunk, decode_utf8, empty_input
+from .csvfast import PushbackReader, parse_block
 from .sources import Source, open_stream
 
 _CSV_FIELD_LIMIT = 2 ** (8 * struct.calcsize("l") - 1) - 1  # csv stores the limit in a C long
@@ -59,6 +60,7 @@ def csv_chunks(source, position, chunk_bytes, rules):
     rows, fields, index = position["rows"], position.get("fields"), position.get("index")
     display, limit = source.display, source.csv_field_limit
     with open_stream(source, offset=position["offset"]) as stream:
+        stream = PushbackReader(stream)  # a block the fast path declines goes back for csv
         feed = _LineFeed(stream, source, position["offset"], position["lines"])
         reader = csv.reader(feed)
 
@@ -94,6 +96,18 @@ def csv_chunks(source, position, chunk_bytes, rules):
             if not source.header:
                 texts.append(row[index])
         while True:
+            if fields == 1 and not texts:  # one column: whole blocks of strictly shaped rows at once
+                fast = _fast_chunk(stream, chunk_bytes, limit)
+                if fast is not None:
+                    texts, nbytes, lines = fast
+                    feed.offset, feed.lines, rows, documents = feed.offset + nbytes, feed.lines + lines, \
+                        rows + len(texts), documents + len(texts)
+                    if texts:  # a block of blank lines has none
+                        yield Chunk(texts, [True] * len(texts),
+                                    {"reader": "csv", "offset": feed.offset, "lines": feed.lines, "rows": rows,
+                                     "fields": fields, "index": index}, nbytes, stream.file_offset())
+                    texts, chunk_start = [], feed.offset
+                    continue
             with _wide_csv_fields(limit):
                 while feed.offset - chunk_start < chunk_bytes:
                     row, line = next_row()
@@ -116,6 +130,22 @@ def csv_chunks(source, position, chunk_bytes, rules):
             texts, chunk_start = [], feed.offset
     if position["offset"] == 0 and not documents:
         raise empty_input(source, " (it has a header row but no data rows)")
+
+
+def _fast_chunk(stream: PushbackReader, chunk_bytes: int, limit: int):
+    """``(texts, bytes, lines)`` of the next block of a one-column CSV, parsed in bulk (:mod:`.csvfast`).
+
+    The block is ``chunk_bytes`` bytes completed to a line end, so it depends
+    only on the bytes and where it starts; the record it cuts (if any) is
+    pushed back for the next block.  None (the whole block pushed back) when
+    :func:`parse_block` declines it: csv then reads it row by row.
+    """
+    block = stream.read(chunk_bytes)
+    if block and not block.endswith(b"\n"):
+        block += stream.readline()
+    parsed = parse_block(block, at_eof=not block.endswith(b"\n"), field_limit=limit) if block else None
+    stream.unread(block[parsed[1]:] if parsed else block)
+    return parsed
 
 
 def _column_index(source: Source, first: list[str], line: int) -> int:
