@@ -102,11 +102,12 @@ def csv_chunks(source, position, chunk_bytes, rules):
                     texts, nbytes, lines = fast
                     feed.offset, feed.lines, rows, documents = feed.offset + nbytes, feed.lines + lines, \
                         rows + len(texts), documents + len(texts)
-                    if texts:  # a block of blank lines has none
+                    if texts:  # a block of blank lines has none: its bytes count with the next chunk
                         yield Chunk(texts, [True] * len(texts),
                                     {"reader": "csv", "offset": feed.offset, "lines": feed.lines, "rows": rows,
-                                     "fields": fields, "index": index}, nbytes, stream.file_offset())
-                    texts, chunk_start = [], feed.offset
+                                     "fields": fields, "index": index}, feed.offset - chunk_start,
+                                    stream.file_offset())
+                        texts, chunk_start = [], feed.offset
                     continue
             with _wide_csv_fields(limit):
                 while feed.offset - chunk_start < chunk_bytes:
