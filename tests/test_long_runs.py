@@ -1,9 +1,11 @@
-"""Bulk text with long runs between safe cut points: bounded pieces, and what that costs in ids.
+"""Long runs between safe cut points and long lines: bounded pieces, and what that costs in ids.
 
 A run longer than MAX_RUN_BYTES without a safe cut (a megabyte of letters, CJK
-text, base64) is forced into pieces (mmtok/tokenize/cutpoints.py). These tests
-shrink the limit to a few kB so that whole-text encoding stays cheap, and
-measure against the tokenizer's own encoding of the whole text.
+text, base64) is forced into pieces (mmtok/tokenize/cutpoints.py); a line read
+line by line that is longer than that is cut into pieces of one document the
+same way (mmtok/inputs/lines.py). These tests shrink the limits to a few kB so
+that whole-text encoding stays cheap, and measure against the tokenizer's own
+encoding of the whole text.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import numpy as np
 import pytest
 
 import mmtok
+from mmtok.base.errors import InputError
+from mmtok.inputs import iter_chunks, lines, resolve_source
 from mmtok.tokenize import cutpoints
 from mmtok.tokenize.tokenizer import default_tokenizer
 
@@ -31,6 +35,14 @@ def _store_ids(tmp_path, text: str, chunk_bytes: int = 1024) -> np.ndarray:
     path.write_text(text, encoding="utf-8")
     store = mmtok.build(str(path), tmp_path / "s.mmtok", chunk_bytes=chunk_bytes, workers=1)
     return np.asarray(store.tokens[: store.num_tokens - 1])  # without the final eos
+
+
+def _line_docs(tmp_path, data: bytes, name: str = "lines.txt", chunk_bytes: int = 1024) -> list[np.ndarray]:
+    path = tmp_path / name
+    path.write_bytes(data)
+    store = mmtok.build(str(path), tmp_path / f"{name}.mmtok", chunk_bytes=chunk_bytes, workers=1,
+                        line_by_line=True)
+    return [np.asarray(store.documents[i])[:-1] for i in range(store.num_documents)]  # without eos
 
 
 def _whole_ids(text: str) -> np.ndarray:
@@ -71,25 +83,132 @@ def test_a_run_of_letters_deviates_only_inside_the_run(tmp_path, small_limit):
     assert abs(len(middle) - len(run_whole)) <= 2 * len(pieces)
 
 
+def _long_line(docs_prose: str, size: int) -> str:
+    return " ".join(docs_prose.split())[:size]  # prose without line breaks: safe cuts every few bytes
+
+
+def test_a_long_line_is_one_document_with_the_whole_line_ids(tmp_path, small_limit, docs_prose):
+    """A line far longer than a piece is cut at safe points: one document, the whole line's exact ids."""
+    long = _long_line(docs_prose, 60_000)
+    texts = ["a short line", long, "the next line", long[:5000], "last, without a line break"]
+    data = (texts[0] + "\n" + texts[1] + "\r\n" + texts[2] + "\n\n" + texts[3] + "\n" + texts[4]).encode()
+    docs = _line_docs(tmp_path, b"\xef\xbb\xbf" + data)
+    assert len(docs) == len(texts)
+    for got, text in zip(docs, texts):
+        assert np.array_equal(got, _whole_ids(text))
+    # it really was read in pieces: many chunks of the long line, only the last ends the document
+    chunks = list(iter_chunks(resolve_source(tmp_path / "lines.txt", line_by_line=True), chunk_bytes=1024))
+    pieces = [chunk for chunk in chunks if "line_start" in chunk.position]
+    assert len(pieces) > 50 and all(chunk.ends == [False] for chunk in pieces)
+    assert max(len(text.encode()) for chunk in chunks for text in chunk.texts) < 1024 + small_limit
+
+
+def test_a_long_line_without_safe_cuts_is_forced_like_bulk_text(tmp_path, small_limit):
+    """A 50 kB run of letters as one line: the bulk reader's forced pieces, so the same ids as that text in
+    bulk mode (the bounded deviation documented for bulk text), and still one document."""
+    run = "a" * 50_000
+    docs = _line_docs(tmp_path, f"before\n{run}\nafter\n".encode())
+    assert len(docs) == 3
+    assert np.array_equal(docs[1], _store_ids(tmp_path, run))
+    assert np.array_equal(docs[0], _whole_ids("before")) and np.array_equal(docs[2], _whole_ids("after"))
+
+
+def test_a_cr_left_by_a_forced_cut_before_the_line_break_is_dropped(tmp_path, small_limit):
+    """The forced cut may fall between \\r and \\n (a run of exactly the piece limit): the \\r is dropped
+    as it is in a short line."""
+    run = "a" * (1024 + small_limit - 1)
+    docs = _line_docs(tmp_path, f"{run}\r\nnext\n".encode())
+    assert len(docs) == 2 and np.array_equal(docs[1], _whole_ids("next"))
+    assert "\r" not in default_tokenizer().decode(docs[0].tolist())
+
+
+def test_a_build_resumed_inside_a_long_line_reads_the_same_pieces(tmp_path, small_limit, docs_prose):
+    """Every position inside a long line carries where the line started: resuming from any of them gives
+    exactly the chunks an uninterrupted read gives."""
+    path = tmp_path / "lines.txt"
+    path.write_bytes(("head\n" + _long_line(docs_prose, 20_000) + "\n" + "a" * 12_000 + "\ntail\n").encode())
+    source = resolve_source(path, line_by_line=True)
+    chunks = list(iter_chunks(source, chunk_bytes=1024))
+    inside = [k for k, chunk in enumerate(chunks) if "line_start" in chunk.position]
+    assert len(inside) > 20
+    for k in inside[::3]:
+        rest = list(iter_chunks(source, start=chunks[k].position, chunk_bytes=1024))
+        assert [(c.texts, c.ends, c.position) for c in rest] == [(c.texts, c.ends, c.position) for c in chunks[k + 1:]]
+    bad = {**chunks[inside[0]].position, "line_start": chunks[inside[0]].position["offset"] + 1}
+    with pytest.raises(InputError, match="not a position"):
+        list(iter_chunks(source, start=bad, chunk_bytes=1024))
+
+
+@pytest.fixture
+def small_line_limit(monkeypatch, small_limit):
+    monkeypatch.setattr(lines, "MAX_LINE_BYTES", 64 * 1024)
+    return 64 * 1024
+
+
+@pytest.mark.parametrize("name, data", [
+    ("a.txt", b"fine\n" + b"word " * 20_000 + b"\n"),
+    ("a.jsonl", b'{"text": "fine"}\n{"text": "' + b"word " * 20_000 + b'"}\n'),
+    ("a.csv", b"text\nfine\n" + b"word " * 20_000 + b"\n"),
+])
+def test_a_line_longer_than_the_maximum_is_an_error_naming_it(tmp_path, small_line_limit, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(InputError, match=r":[23]: the line is longer than 65,536 bytes"):
+        mmtok.build(str(path), tmp_path / "s.mmtok", chunk_bytes=1024, workers=1, line_by_line=True)
+    assert not (tmp_path / "s.mmtok").exists()
+
+
+def test_a_long_json_line_under_the_maximum_is_read_whole(tmp_path, small_line_limit, docs_prose):
+    """JSON lines are parsed whole: one longer than a piece (but under the maximum) is one exact document."""
+    import json
+    text = _long_line(docs_prose, 30_000)
+    path = tmp_path / "a.jsonl"
+    path.write_text("\n".join(json.dumps({"text": t}) for t in ("x", text, "y")) + "\n")
+    store = mmtok.build(str(path), tmp_path / "s.mmtok", chunk_bytes=1024, workers=1)
+    assert store.num_documents == 3
+    assert np.array_equal(np.asarray(store.documents[1])[:-1], _whole_ids(text))
+
+
+def test_dev_zero_line_by_line_ends_with_an_error(tmp_path, small_line_limit):
+    """/dev/zero has no line break: line by line it is one endless line, refused once past the maximum."""
+    with pytest.raises(InputError, match=r"/dev/zero:1: the line is longer than 65,536 bytes.*--bulk"):
+        mmtok.build("/dev/zero", tmp_path / "z.mmtok", chunk_bytes=1024, workers=1, line_by_line=True)
+    assert not (tmp_path / "z.mmtok").exists()
+
+
 _RSS_PROBE = """
 import os, sys, mmtok
-path, out = sys.argv[1], sys.argv[2]
-mmtok.build(path, out, workers=1)
+path, out, line_by_line = sys.argv[1], sys.argv[2], sys.argv[3] == "lines"
+mmtok.build(path, out, workers=1, line_by_line=line_by_line)
 with open("/proc/self/status") as f:
     print(next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) // 1024)
 """
 
 
 @pytest.mark.heavy
-def test_memory_is_flat_on_10_mb_without_whitespace(tmp_path):
-    """Issue 15: 10 MB of 'a' took 585 MB RSS (growing with the run); now pieces end within 2 MiB."""
-    (tmp_path / "a.txt").write_bytes(b"a" * 10_000_000)
-    (tmp_path / "small.txt").write_bytes(b"a" * 2_000_000)
+@pytest.mark.parametrize("mode", ["bulk", "lines"])
+def test_memory_is_flat_on_10_mb_without_whitespace(tmp_path, mode):
+    """Issue 15: 10 MB of 'a' took 585 MB RSS in bulk mode (growing with the run), a 200 MB line read line by
+    line 1.57 GB; now pieces end within 2 MiB, and a long line is cut into pieces of one document."""
+    (tmp_path / "a.txt").write_bytes(b"a" * 10_000_000 + b"\n")
+    (tmp_path / "small.txt").write_bytes(b"a" * 2_000_000 + b"\n")
     peaks = {}
     for name in ("a", "small"):
         done = subprocess.run([sys.executable, "-c", _RSS_PROBE, str(tmp_path / f"{name}.txt"),
-                               str(tmp_path / f"{name}.mmtok")], capture_output=True, text=True, timeout=900)
+                               str(tmp_path / f"{name}.mmtok"), mode], capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr
         peaks[name] = int(done.stdout.split()[-1])
     # 5x the input, same peak: memory does not grow with the run
     assert peaks["a"] < peaks["small"] * 1.3 + 50, peaks
+    if mode == "lines":
+        assert mmtok.open(tmp_path / "a.mmtok").num_documents == 1
+
+
+@pytest.mark.heavy
+def test_dev_zero_line_by_line_stops_at_the_maximum_line(tmp_path):
+    """`mmtok build /dev/zero --line-by-line` used to grow until the OOM killer; now one line, exit 1."""
+    done = subprocess.run([sys.executable, "-m", "mmtok", "build", "/dev/zero", "--line-by-line", "-o",
+                           str(tmp_path / "z.mmtok"), "-q"], capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1 and "/dev/zero:1: the line is longer than 268,435,456 bytes" in done.stderr
+    assert not (tmp_path / "z.mmtok").exists()
