@@ -212,3 +212,11 @@ def test_dev_zero_line_by_line_stops_at_the_maximum_line(tmp_path):
     assert done.returncode == 1, done.stderr
     assert done.stderr.count("\n") == 1 and "/dev/zero:1: the line is longer than 268,435,456 bytes" in done.stderr
     assert not (tmp_path / "z.mmtok").exists()
+
+
+def test_the_maximum_holds_with_chunks_larger_than_it(tmp_path, small_line_limit):
+    """--chunk-bytes above the maximum reads lines whole in blocks: the longest line is still checked."""
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"text": "fine"}\n' * 3 + b'{"text": "' + b"word " * 20_000 + b'"}\n{"text": "end"}\n')
+    with pytest.raises(InputError, match=r"a\.jsonl:4: the line is longer than 65,536 bytes"):
+        mmtok.build(str(path), tmp_path / "s.mmtok", chunk_bytes=1 << 20, workers=1)

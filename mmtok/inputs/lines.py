@@ -98,6 +98,8 @@ def _blocks(source, stream, position, chunk_bytes, pieces, rules, what):
                 long_line, block = block[start:] + tail, block[:start]
             else:
                 block += tail
+        if len(block) > MAX_LINE_BYTES:  # only with chunk_bytes near the limit: its lines may be too long
+            _check_lengths(source, block, lines, what)
         if block:
             yield _whole(source, stream, block, skipped, offset, lines)
             offset, lines = offset + len(block), lines + count_newlines(block)
@@ -106,12 +108,18 @@ def _blocks(source, stream, position, chunk_bytes, pieces, rules, what):
                 offset, lines = yield from _pieces(source, stream, long_line, offset, lines, offset,
                                                    chunk_bytes, rules)
             else:
-                rest = stream.readline(MAX_LINE_BYTES + 1 - len(long_line))
-                line = long_line + rest
+                line = long_line + stream.readline(max(0, MAX_LINE_BYTES + 1 - len(long_line)))
                 if len(line) > MAX_LINE_BYTES:
                     raise line_too_long(source, lines + 1, what)
                 yield _whole(source, stream, line, 0, offset, lines)
                 offset, lines = offset + len(line), lines + count_newlines(line)
+
+
+def _check_lengths(source, block: bytes, lines: int, what: str) -> None:
+    breaks = np.flatnonzero(np.frombuffer(block, np.uint8) == 0x0A)
+    lengths = np.diff(np.concatenate(([-1], breaks, [len(block) - 1])))
+    if lengths.shape[0] and int(lengths.max()) > MAX_LINE_BYTES:
+        raise line_too_long(source, lines + 1 + int(lengths.argmax()), what)
 
 
 def _whole(source, stream, block: bytes, skipped: int, offset: int, lines: int) -> Block:
