@@ -16,6 +16,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mmtok
 from mmtok.base.errors import InputError
@@ -176,6 +178,16 @@ def test_dev_zero_line_by_line_ends_with_an_error(tmp_path, small_line_limit):
     assert not (tmp_path / "z.mmtok").exists()
 
 
+@pytest.mark.parametrize("line_by_line", [False, True])
+def test_text_that_ends_exactly_at_a_forced_cut_still_ends_its_document(tmp_path, small_limit, line_by_line):
+    """Found by the property test below: a run ending exactly where a piece is forced to end (1024 + 4096 bytes
+    here, 2 MiB by default) was cut there without being known as the last piece: no eos, 0 documents."""
+    path = tmp_path / "exact.txt"
+    path.write_bytes(b"a" * (1024 + small_limit))
+    store = mmtok.build(str(path), tmp_path / "s.mmtok", chunk_bytes=1024, workers=1, line_by_line=line_by_line)
+    assert store.num_documents == 1 and int(store.tokens[store.num_tokens - 1]) == store.eos_id
+
+
 _RSS_PROBE = """
 import os, sys, mmtok
 path, out, line_by_line = sys.argv[1], sys.argv[2], sys.argv[3] == "lines"
@@ -220,3 +232,39 @@ def test_the_maximum_holds_with_chunks_larger_than_it(tmp_path, small_line_limit
     path.write_bytes(b'{"text": "fine"}\n' * 3 + b'{"text": "' + b"word " * 20_000 + b'"}\n{"text": "end"}\n')
     with pytest.raises(InputError, match=r"a\.jsonl:4: the line is longer than 65,536 bytes"):
         mmtok.build(str(path), tmp_path / "s.mmtok", chunk_bytes=1 << 20, workers=1)
+
+
+_PARTS = st.sampled_from(["word ", "a", "é", "\r\n", "\n", "\r", " ", "xyz.", "日本", "\t"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(parts=st.lists(st.tuples(_PARTS, st.integers(1, 900)), max_size=12), bom=st.booleans())
+def test_line_pieces_join_into_the_lines_and_resume_anywhere(tmp_path_factory, parts, bom):
+    """Any text, long lines included: joining each document's pieces gives exactly its non-empty lines (without
+    their \\n or \\r\\n), no piece exceeds the bound, and resuming from any chunk's position gives the same chunks."""
+    text = "".join(part * count for part, count in parts)
+    path = tmp_path_factory.mktemp("lines") / "t.txt"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cutpoints, "MAX_RUN_BYTES", 256)
+        source = resolve_source(path, line_by_line=True)
+        try:
+            chunks = list(iter_chunks(source, chunk_bytes=64, cut_rules={"newline", "space"}))
+        except InputError as exc:
+            assert "empty" in str(exc) and not [line for line in text.split("\n") if line.rstrip("\r")]
+            return
+        documents, current = [], ""
+        for chunk in chunks:
+            for piece, end in zip(chunk.texts, chunk.ends):
+                if len(chunk.texts) == 1 and not end or "line_start" in chunk.position:
+                    assert len(piece.encode()) <= 64 + 256
+                current += piece
+                if end:
+                    documents.append(current)
+                    current = ""
+        assert current == ""
+        expected = [line for line in text.replace("\r\n", "\n").split("\n") if line]
+        assert documents == expected
+        for k in range(0, len(chunks) - 1, 3):
+            rest = list(iter_chunks(source, start=chunks[k].position, chunk_bytes=64, cut_rules={"newline", "space"}))
+            assert [(c.texts, c.ends, c.position) for c in rest] == [(c.texts, c.ends, c.position) for c in chunks[k + 1:]]

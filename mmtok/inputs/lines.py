@@ -147,11 +147,11 @@ def _pieces(source, stream, carry: bytes, offset: int, lines: int, line_start: i
         if end - line_start > MAX_LINE_BYTES:
             raise line_too_long(source, lines + 1, "line-by-line document",
                                 "; or read it as one bulk document (--bulk, line_by_line=False)")
-        raw = piece
-        if last:
-            piece = piece[:-1] if piece.endswith(b"\n") else piece
-            piece = piece[:-1] if piece.endswith(b"\r") else piece
-            if not piece and held is not None and raw == b"\n" and held[0].endswith(b"\r"):
+        if last and piece.endswith(b"\n"):  # the line break is not part of the document: \n or \r\n
+            piece = piece[:-1]
+            if piece.endswith(b"\r"):
+                piece = piece[:-1]
+            elif not piece and held is not None and held[0].endswith(b"\r"):
                 held = (held[0][:-1], *held[1:])
         if held is not None:
             yield _piece(source, stream, *held)
