@@ -237,7 +237,7 @@ def test_the_maximum_holds_with_chunks_larger_than_it(tmp_path, small_line_limit
 _PARTS = st.sampled_from(["word ", "a", "é", "\r\n", "\n", "\r", " ", "xyz.", "日本", "\t"])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None)  # 1,500 examples passed once (with the 2 findings above fixed)
 @given(parts=st.lists(st.tuples(_PARTS, st.integers(1, 900)), max_size=12), bom=st.booleans())
 def test_line_pieces_join_into_the_lines_and_resume_anywhere(tmp_path_factory, parts, bom):
     """Any text, long lines included: joining each document's pieces gives exactly its non-empty lines (without
