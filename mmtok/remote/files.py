@@ -17,7 +17,8 @@ class RemoteFiles:
     def __init__(self, url: str, *, cache: FileCache | None = None, storage_options: dict | None = None):
         self.url = url.rstrip("/")
         self.storage_options = storage_options
-        self.fs, self.root = filesystem(self.url, storage_options)
+        self._fs, self.root = filesystem(self.url, storage_options)
+        self._pid = os.getpid()
         self._cache = cache
 
     def __reduce__(self):
@@ -26,7 +27,22 @@ class RemoteFiles:
     def __setstate__(self, state):
         self._cache = state["_cache"]
         self.storage_options = state["storage_options"]
-        self.fs, self.root = filesystem(self.url, self.storage_options)
+        self._fs, self.root = filesystem(self.url, self.storage_options)
+        self._pid = os.getpid()
+
+    @property
+    def fs(self):
+        """The fsspec filesystem, made anew in a forked child (DataLoader workers under ``fork``).
+
+        An async filesystem (s3fs) made before a fork belongs to the parent's
+        event loop and HTTP sessions, and refuses to run in the child ("not
+        fork-safe"); fsspec clears its instance cache and loop in the child, so
+        asking again gives a fresh one.
+        """
+        if self._pid != os.getpid():
+            self._fs, self.root = filesystem(self.url, self.storage_options)
+            self._pid = os.getpid()
+        return self._fs
 
     @property
     def cache(self) -> FileCache:
