@@ -64,8 +64,8 @@ class FileCache:
         self.locks = os.path.join(self.folder, "locks")
         self.incoming = os.path.join(self.folder, "incoming")
         try:
-            for folder in (self.objects, self.locks, self.incoming):
-                os.makedirs(folder, exist_ok=True)
+            for sub in (self.objects, self.locks, self.incoming):
+                os.makedirs(sub, exist_ok=True)
             self.reservations = Reservations(os.path.join(self.folder, "reserved"), self.incoming)
         except OSError as exc:
             raise StoreError(f"{self.folder}: cannot create the remote-store cache folder ({exc.strerror}); "

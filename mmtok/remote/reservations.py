@@ -43,9 +43,7 @@ class Reservations:
             token, _, size = name.partition(".")
             if not size.isdigit():
                 continue  # not a reservation
-            if token in self._held:
-                total += int(size)
-            elif self._alive(os.path.join(self.folder, name)):
+            if token in self._held or self._alive(os.path.join(self.folder, name)):
                 total += int(size)
             else:
                 _unlink(os.path.join(self.incoming, token))
