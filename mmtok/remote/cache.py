@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from ..base.errors import CorruptStoreError, StoreError
 from .reservations import Reservations
 
-__all__ = ["DEFAULT_MAX_BYTES", "FileCache", "default_cache_dir"]
+__all__ = ["DEFAULT_MAX_BYTES", "FileCache", "default_cache_dir", "file_lock"]
 
 DEFAULT_MAX_BYTES = 20 << 30  # 20 GiB unless MMTOK_REMOTE_CACHE_BYTES says otherwise
 _COPY = 1 << 22
@@ -97,7 +97,7 @@ class FileCache:
         if size > self.max_bytes:
             raise StoreError(f"{what}: {size:,} bytes do not fit the remote-store cache of {self.max_bytes:,} bytes "
                              f"({self.folder}); raise MMTOK_REMOTE_CACHE_BYTES")
-        with _flock(os.path.join(self.locks, sha256 + ".lock")):
+        with file_lock(os.path.join(self.locks, sha256 + ".lock")):
             if self._touch(target):  # another process fetched it while we waited
                 return target
             token = self._reserve(size)
@@ -155,7 +155,7 @@ class FileCache:
 
     @contextmanager
     def _global(self):
-        with _flock(os.path.join(self.folder, "cache.lock")):
+        with file_lock(os.path.join(self.folder, "cache.lock")):
             yield
 
     def _entries(self):
@@ -200,7 +200,8 @@ class _BoundedHashingWriter:
 
 
 @contextmanager
-def _flock(path: str):
+def file_lock(path: str):
+    """Hold an exclusive ``flock`` on ``path`` (created if needed), waiting for it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
