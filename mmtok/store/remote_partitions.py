@@ -28,7 +28,7 @@ from ..base.constants import (
     TOKENIZER_FILE,
     TOKENS_SUFFIX,
 )
-from ..base.errors import CorruptStoreError, StoreExistsError
+from ..base.errors import CorruptStoreError, StoreError, StoreExistsError
 from ..remote import RemoteFiles, default_cache_dir, file_lock, upload_folder
 from .manifest import encode_json, parse_manifest
 from .store import Store
@@ -55,7 +55,11 @@ def build_remote_partition(build_local, inputs, url: str, partition_id: int, **o
         raise StoreExistsError(f"{url}: already a committed store; build partitions into a new root "
                                "(a committed store does not take more partitions)")
     staging = staging_folder(url, partition_id)
-    os.makedirs(os.path.dirname(staging), exist_ok=True)
+    try:
+        os.makedirs(os.path.dirname(staging), exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{os.path.dirname(staging)}: cannot create the staging folder of partitions for object "
+                         f"storage ({exc.strerror}); set MMTOK_REMOTE_CACHE to a writable folder") from None
     with file_lock(staging + ".lock"):
         result = build_local(inputs, staging, partition_id, **options)
         name = _name(partition_id)
