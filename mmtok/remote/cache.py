@@ -125,7 +125,13 @@ class FileCache:
 
     def used_bytes(self) -> int:
         """Bytes on disk in the cache: objects and partial downloads (take the lock for a consistent figure)."""
-        return self.total_bytes() + sum(e.stat().st_size for e in os.scandir(self.incoming))
+        partial = 0
+        for entry in os.scandir(self.incoming):
+            try:
+                partial += entry.stat().st_size
+            except FileNotFoundError:
+                continue
+        return self.total_bytes() + partial
 
     @contextmanager
     def locked(self):
