@@ -96,6 +96,15 @@ def test_pushback_reader_serves_pushed_bytes_first():
     reader = PushbackReader(io.BytesIO(b"c\nd\n"))
     reader.unread(b"a\nb")
     assert [reader.readline(), reader.read(3), reader.readline(), reader.read(9)] == [b"a\n", b"bc\n", b"d\n", b""]
+    reader = PushbackReader(io.BytesIO(b"xyz\nw\n"))
+    reader.unread(b"abc\ndef")
+    assert [reader.readline(2), reader.readline(5), reader.readline(3), reader.readline(2), reader.readline(-1),
+            reader.readline()] == [b"ab", b"c\n", b"def", b"xy", b"z\n", b"w\n"]
+
+
+def test_a_line_over_the_line_limit_is_left_to_csv():
+    assert parse_block(b"short\nmuch longer\n", at_eof=False, field_limit=100, line_limit=6) is None
+    assert parse_block(b"short\nlonger\n", at_eof=False, field_limit=100, line_limit=7) is not None
 
 
 def _documents(path, chunk_bytes, **options):

@@ -46,19 +46,23 @@ class PushbackReader:
         self._at += len(back)
         return back + self.stream.read(n - len(back)) if len(back) < n else back
 
-    def readline(self) -> bytes:
-        end = self._back.find(b"\n", self._at) + 1
-        if end:
+    def readline(self, limit: int = -1) -> bytes:
+        """One line (with its ``\\n``), or at most ``limit`` bytes of it when ``limit >= 0``."""
+        stop = len(self._back) if limit < 0 else min(len(self._back), self._at + limit)
+        end = self._back.find(b"\n", self._at, stop) + 1
+        if end or stop < len(self._back):
+            end = end or stop
             line, self._at = self._back[self._at:end], end
             return line
         line, self._back, self._at = self._back[self._at:], b"", 0
-        return line + self.stream.readline()
+        return line + self.stream.readline(-1 if limit < 0 else limit - len(line))
 
     def file_offset(self) -> int:
         return self.stream.file_offset()
 
 
-def parse_block(block: bytes, *, at_eof: bool, field_limit: int) -> tuple[list[str], int, int] | None:
+def parse_block(block: bytes, *, at_eof: bool, field_limit: int,
+                line_limit: int | None = None) -> tuple[list[str], int, int] | None:
     """The rows of a one-column CSV ``block`` that starts at a record start, or None to use ``csv``.
 
     Returns ``(texts, consumed, lines)``: the text of every row in the block's
@@ -66,7 +70,8 @@ def parse_block(block: bytes, *, at_eof: bool, field_limit: int) -> tuple[list[s
     ends the last), and the lines they span.  A record cut by the block end
     is left for the next block (``consumed`` stops before it), unless
     ``at_eof``: then the block ends the file and its last record too.  None
-    when no record is complete or the block is not strictly shaped.
+    when no record is complete, the block is not strictly shaped, or a line
+    (line break included) is longer than ``line_limit`` bytes.
 
     No Python runs per row: the syntax bytes (the quotes around a field, one
     of each doubled quote, the ``\r`` of ``\r\n``, blank lines) are deleted
@@ -88,6 +93,8 @@ def parse_block(block: bytes, *, at_eof: bool, field_limit: int) -> tuple[list[s
     else:
         return None
     body = data[:consumed]
+    if line_limit is not None and np.diff(newlines[newlines < consumed], prepend=-1, append=consumed - 1).max() > line_limit:
+        return None  # a line longer than the line-based readers take: csv's path says so
     if np.count_nonzero(body == 0) or (not block[:consumed].isascii() and not _utf8(block[:consumed])):
         return None  # NUL bytes, invalid UTF-8 (csv's path names the line)
     quotes = quotes[quotes < consumed]

@@ -7,6 +7,7 @@ import csv
 import struct
 
 from ..base.errors import InputError
+from . import lines
 from .chunk import BOM, Chunk, decode_utf8, empty_input
 from .csvfast import PushbackReader, parse_block
 from .sources import Source, open_stream
@@ -33,7 +34,9 @@ class _LineFeed:
         return self
 
     def __next__(self) -> str:
-        raw = self.stream.readline()
+        raw = self.stream.readline(lines.MAX_LINE_BYTES + 1)
+        if len(raw) > lines.MAX_LINE_BYTES:
+            raise lines.line_too_long(self.source, self.lines + 1, "CSV line")
         if not raw:
             self.eof = True
             raise StopIteration
@@ -143,8 +146,13 @@ def _fast_chunk(stream: PushbackReader, chunk_bytes: int, limit: int):
     """
     block = stream.read(chunk_bytes)
     if block and not block.endswith(b"\n"):
-        block += stream.readline()
-    parsed = parse_block(block, at_eof=not block.endswith(b"\n"), field_limit=limit) if block else None
+        rest = stream.readline(lines.MAX_LINE_BYTES + 1)
+        block += rest
+        if len(rest) > lines.MAX_LINE_BYTES:  # an endless line: csv's path names it
+            stream.unread(block)
+            return None
+    parsed = parse_block(block, at_eof=not block.endswith(b"\n"), field_limit=limit,
+                         line_limit=lines.MAX_LINE_BYTES) if block else None
     stream.unread(block[parsed[1]:] if parsed else block)
     return parsed
 
