@@ -53,3 +53,20 @@ def test_sub_pieces_in_one_engine_call_equal_the_whole_text(text, every, engine)
     bounds = [0, *sub_cuts(data, tok.cut_rules, every), len(data)]
     tokens, _ = encode_chunk(tok, [data[a:b].decode("utf-8") for a, b in zip(bounds, bounds[1:])], [False] * (len(bounds) - 1))
     assert tokens.tolist() == tok.backend.encode(text, add_special_tokens=False).ids
+
+
+@given(texts=st.lists(TEXTS | st.just(""), min_size=1, max_size=12), data=st.data(),
+       engine=st.sampled_from(["fastokens", "tiktoken", "tokenizers"]))
+@settings(max_examples=150, deadline=None)
+def test_encode_chunk_puts_eos_after_exactly_the_pieces_that_end_documents(texts, data, engine):
+    """One engine call for the whole chunk; eos and document ends placed with numpy (no per-piece Python)."""
+    tok = _tokenizer(engine)
+    ends = data.draw(st.lists(st.booleans(), min_size=len(texts), max_size=len(texts)))
+    tokens, doc_ends = encode_chunk(tok, texts, ends)
+    expected, expected_ends = [], []
+    for text, end in zip(texts, ends):
+        expected += tok.backend.encode(text, add_special_tokens=False).ids + ([tok.eos_id] if end else [])
+        if end:
+            expected_ends.append(len(expected))
+    assert tokens.dtype == tok.dtype and tokens.tolist() == expected
+    assert doc_ends.dtype == np.int64 and doc_ends.tolist() == expected_ends

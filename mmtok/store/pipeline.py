@@ -24,16 +24,19 @@ def encode_chunk(tokenizer, texts: list[str], ends: list[bool]) -> tuple[np.ndar
     a few numpy passes.
     """
     ids, offsets = tokenizer.encode_flat(texts)
-    # Ids are below the vocabulary size, which the dtype was chosen to hold: the cast cannot overflow.
-    ids = ids.astype(tokenizer.dtype, copy=False)
     ending = np.flatnonzero(np.fromiter(ends, dtype=bool, count=len(ends)))
     if ending.shape[0] == 0:
-        return ids, np.empty(0, dtype=np.int64)
-    insert_at = offsets[ending + 1]  # just after each ending piece's last token
-    tokens = np.insert(ids, insert_at, np.asarray(tokenizer.eos_id, dtype=tokenizer.dtype))
-    # The j-th eos lands j places further on (the j eos before it), and the document ends past it.
-    doc_ends = insert_at + np.arange(1, ending.shape[0] + 1, dtype=np.int64)
-    return tokens, doc_ends
+        # Ids are below the vocabulary size, which the dtype was chosen to hold: the cast cannot overflow.
+        return ids.astype(tokenizer.dtype, copy=False), np.empty(0, dtype=np.int64)
+    # The j-th eos goes j places further on than the end of its piece's ids (the j eos before it);
+    # the ids fill every other place, cast once into the output (a fraction of np.insert's cost).
+    eos_at = offsets[ending + 1] + np.arange(ending.shape[0], dtype=np.int64)
+    tokens = np.empty(ids.shape[0] + ending.shape[0], dtype=tokenizer.dtype)
+    is_id = np.ones(tokens.shape[0], dtype=bool)
+    is_id[eos_at] = False
+    tokens[is_id] = ids
+    tokens[eos_at] = tokenizer.eos_id
+    return tokens, eos_at + 1  # a document ends just past its eos
 
 
 def default_workers() -> int:
