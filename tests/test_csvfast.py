@@ -87,6 +87,17 @@ def test_other_blocks_are_left_to_csv(block, why):
     assert parse_block(block, at_eof=False, field_limit=5) is None, why
 
 
+@pytest.mark.parametrize("block", [
+    b'"\xc3""\xa9"\n', b'\xc3\r\n\xa9\n', b'"\xc3"\r\n\xa9\n', b'\xc3\n\n\xa9\n', b'\xc3\r\n\r\n\xa9\n',
+    b'"\xe6\x97"\n"\xa5"\n', b'ok\n\xc3\xa9\xa9\n',
+])
+def test_deleted_syntax_bytes_never_join_an_invalid_character_into_a_valid_one(block):
+    """UTF-8 is checked once, on the kept bytes: invalid where the block is (each deleted run has a kept ASCII neighbour)."""
+    with pytest.raises(UnicodeDecodeError):
+        block.decode("utf-8")
+    assert parse_block(block, at_eof=False, field_limit=1 << 20) is None
+
+
 def test_a_record_cut_by_the_block_end_is_left_for_the_next_block():
     texts, consumed, lines = parse_block(b'one\n"two\nstill two', at_eof=False, field_limit=100)
     assert (texts, consumed, lines) == (["one"], 4, 1)

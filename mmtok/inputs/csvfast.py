@@ -95,11 +95,11 @@ def parse_block(block: bytes, *, at_eof: bool, field_limit: int,
     body = data[:consumed]
     if line_limit is not None and np.diff(newlines[newlines < consumed], prepend=-1, append=consumed - 1).max() > line_limit:
         return None  # a line longer than the line-based readers take: csv's path says so
-    if np.count_nonzero(body == 0) or (not block[:consumed].isascii() and not _utf8(block[:consumed])):
-        return None  # NUL bytes, invalid UTF-8 (csv's path names the line)
+    if np.count_nonzero(body == 0):
+        return None  # NUL bytes
     quotes = quotes[quotes < consumed]
     drop = np.zeros(consumed, dtype=bool)
-    if not _crs_end_lines(body, quotes, drop) or not _quotes_and_commas_strict(body, quotes, consumed, drop):
+    if not _crs_end_lines(body, quotes, ends, drop) or not _quotes_and_commas_strict(body, quotes, consumed, drop):
         return None
     # a blank line is no row: its record (nothing, or a lone \r) goes, newline and all
     starts = np.concatenate(([0], ends[:-1] + 1))
@@ -107,29 +107,33 @@ def parse_block(block: bytes, *, at_eof: bool, field_limit: int,
     drop[ends[blank]] = True
     out = body.copy()
     out[ends] = 0  # the record separator
-    kept = out[~drop]
-    separators = np.flatnonzero(kept == 0)
-    longest = int(np.diff(separators, prepend=-1, append=kept.shape[0]).max()) - 1
-    if longest > field_limit:
-        return None  # csv's path raises the field-limit error with its line (bytes >= characters)
-    texts = kept.tobytes().decode("utf-8").split("\0")
+    try:
+        # Valid exactly when the block is: every run of deleted (ASCII) bytes has a kept ASCII byte
+        # beside it, so no deletion can join the bytes of one character.
+        text = out[~drop].tobytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # invalid UTF-8: csv's path names the line
+    texts = text.split("\0")
+    del text
     if body[-1] == _NEWLINE:
         texts.pop()  # the empty string after the last separator (else the last record ended the file)
+    # a field is no longer (in characters) than its record (in bytes): only a long record needs a look
+    if np.diff(ends, prepend=-1, append=consumed - 1).max() > field_limit and max(map(len, texts)) > field_limit:
+        return None  # csv's path raises the field-limit error (in characters, as here) with its line
     return texts, consumed, lines
 
 
-def _utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _crs_end_lines(body: np.ndarray, quotes: np.ndarray, drop: np.ndarray) -> bool:
+def _crs_end_lines(body: np.ndarray, quotes: np.ndarray, ends: np.ndarray, drop: np.ndarray) -> bool:
     """Mark the \r of every \r\n line end in ``drop``; False for a \r outside quotes that is not one."""
     is_cr = body == _CR
-    if not is_cr.any():
+    count = int(np.count_nonzero(is_cr))
+    if count == 0:
+        return True
+    # Usually (\r\n files) every \r is just before a record end, so outside quotes: no search needed.
+    before_end = ends[ends > 0] - 1
+    before_end = before_end[body[before_end] == _CR]
+    if before_end.shape[0] == count:
+        drop[before_end] = True
         return True
     crs = np.flatnonzero(is_cr)
     if quotes.shape[0]:
