@@ -182,3 +182,15 @@ def test_documents_take_slices_and_index_arrays(tmp_path, docs_prose):
         store.documents[1.5]
     with pytest.raises(TypeError, match="documents"):
         store.documents[np.array([[1, 2]])]
+
+
+@pytest.mark.parametrize("size", [0, 1, (1 << 24) - 1, 1 << 24, (1 << 24) + 5])
+def test_a_closed_shard_is_hashed_through_a_map_like_a_plain_read(tmp_path, size):
+    import hashlib
+
+    from mmtok.store.npyfile import file_sha256, own_file_sha256
+
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    assert own_file_sha256(str(path)) == file_sha256(str(path)) == hashlib.sha256(data).hexdigest()

@@ -25,7 +25,7 @@ from ..base.constants import (
 )
 from ..base.faults import fault_point
 from .manifest import JOURNAL_FILE, MANIFEST_FILE, fsync_dir
-from .npyfile import NpyStreamWriter, file_sha256
+from .npyfile import NpyStreamWriter, own_file_sha256
 
 
 def shard_name(index: int) -> str:
@@ -150,8 +150,8 @@ def _entry(name: str, final: str, tokens: int, documents: int) -> dict:
         "name": name,
         "tokens": tokens,
         "documents": documents,
-        "tokens_sha256": file_sha256(final + TOKENS_SUFFIX),
-        "docs_sha256": file_sha256(final + DOCS_SUFFIX),
+        "tokens_sha256": own_file_sha256(final + TOKENS_SUFFIX),
+        "docs_sha256": own_file_sha256(final + DOCS_SUFFIX),
     }
 
 
