@@ -2,6 +2,7 @@
 
 ```
 python tools/bench_stages.py [--megabytes 100] [--tokenizer llama3-style.json] [--workdir /tmp/mmtok-bench-stages]
+python tools/bench_stages.py --csv rows.csv     # line by line: a one-column CSV (bench_engines.py --parts rows writes one)
 ```
 
 The same text as tools/bench_engines.py (`corpus.py`). Every stage runs alone
@@ -16,7 +17,6 @@ left to each stage.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import os
 import sys
@@ -28,6 +28,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 
 from corpus import machine, make_text_file  # noqa: E402
+
+
+class _Replay:
+    """A tokenizer whose encode_flat returns a result computed before: encode_chunk's own work, timed alone."""
+
+    def __init__(self, tok, result):
+        self.dtype, self.eos_id, self._result = tok.dtype, tok.eos_id, result
+
+    def encode_flat(self, texts):
+        return self._result
 
 
 def _timed(rows: list, name: str, function, *args):
@@ -42,13 +52,18 @@ def main() -> None:
     parser.add_argument("--megabytes", type=float, default=100)
     parser.add_argument("--tokenizer", default=None, help="a tokenizer.json (default: the bundled GPT-2)")
     parser.add_argument("--workdir", default="/tmp/mmtok-bench-stages")
+    parser.add_argument("--csv", default=None, help="time the stages of a one-column CSV instead (header row first)")
     args = parser.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
+    if args.csv:
+        return csv_stages(args)
     text_path = os.path.join(args.workdir, f"text-{args.megabytes:g}mb.txt")
     if not os.path.exists(text_path):
         make_text_file(text_path, args.megabytes)
 
     from mmtok.inputs.lines import count_newlines
+    from mmtok.store.npyfile import own_file_sha256
+    from mmtok.store.pipeline import encode_chunk
     from mmtok.tokenize.cutpoints import iter_pieces, sub_cuts
     from mmtok.tokenize.tokenizer import load_tokenizer
 
@@ -56,49 +71,50 @@ def main() -> None:
     rules = tok.cut_rules
     rows: list = []
 
+    # Each stage is timed over every piece, dropping its output as the build does (memory is reused; keeping
+    # 100 MB of fresh results would add page faults the build does not pay); its inputs are made untimed.
+    def each(function, items):
+        for item in items:
+            function(item)
+
     def read_all():
         with open(text_path, "rb", buffering=0) as f:
-            return [block for block in iter(lambda: f.read(1 << 20), b"")]
+            while f.read(1 << 20):
+                pass
 
     _timed(rows, "read (1 MiB reads)", read_all)
     with open(text_path, "rb") as f:
         data = f.read()
-    pieces = _timed(rows, "cut search (iter_pieces, in memory)",
-                    lambda: [p for p, _ in iter_pieces(io.BytesIO(data).read, chunk_bytes=1 << 20, rules=rules)])
-    bounds = _timed(rows, "sub_cuts", lambda: [[0, *sub_cuts(p, rules), len(p)] for p in pieces])
+    _timed(rows, "cut search (iter_pieces, in memory)",
+           lambda: each(len, iter_pieces(io.BytesIO(data).read, chunk_bytes=1 << 20, rules=rules)))
+    pieces = [p for p, _ in iter_pieces(io.BytesIO(data).read, chunk_bytes=1 << 20, rules=rules)]
+    _timed(rows, "sub_cuts", lambda: each(lambda p: sub_cuts(p, rules), pieces))
+    bounds = [[0, *sub_cuts(p, rules), len(p)] for p in pieces]
 
-    def decode():
-        out = []
-        for piece, b in zip(pieces, bounds):
-            with memoryview(piece) as view:
-                out.append([str(view[s:e], "utf-8") for s, e in zip(b, b[1:])])
-        return out
+    def decode(item):
+        piece, cuts = item
+        with memoryview(piece) as view:
+            return [str(view[s:e], "utf-8") for s, e in zip(cuts, cuts[1:])]
 
-    texts = _timed(rows, "UTF-8 decode of sub-pieces", decode)
-    _timed(rows, "count lines (numpy)", lambda: [count_newlines(p) for p in pieces])
-    encoded = _timed(rows, "ENGINE: encode_flat (one call per piece)", lambda: [tok.encode_flat(t) for t in texts])
-
-    arrays = _timed(rows, "per-chunk numpy (astype dtype)",
-                    lambda: [(ids.astype(tok.dtype, copy=False), None) for ids, _ in encoded])
+    _timed(rows, "UTF-8 decode of sub-pieces", lambda: each(decode, zip(pieces, bounds)))
+    _timed(rows, "count lines (numpy)", lambda: each(count_newlines, pieces))
+    texts = [decode(item) for item in zip(pieces, bounds)]
+    _timed(rows, "ENGINE: encode_flat (one call per piece)", lambda: each(tok.encode_flat, texts))
+    encoded = [tok.encode_flat(t) for t in texts]
+    _timed(rows, "cast to the store dtype (encode_chunk without the engine)",
+           lambda: each(lambda et: encode_chunk(_Replay(tok, et[0]), et[1], [False] * len(et[1])), zip(encoded, texts)))
+    arrays = [encode_chunk(_Replay(tok, e), t, [False] * len(t))[0] for e, t in zip(encoded, texts)]
     out = os.path.join(args.workdir, "stage.tokens")
 
     def write():
         with open(out, "wb") as f:
-            for tokens, _ in arrays:
+            for tokens in arrays:
                 f.write(memoryview(tokens).cast("B"))
             f.flush()
             os.fsync(f.fileno())
 
     _timed(rows, "write tokens (+fsync)", write)
-
-    def sha():
-        digest = hashlib.sha256()
-        with open(out, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                digest.update(block)
-        return digest.hexdigest()
-
-    _timed(rows, "sha256 of the tokens file", sha)
+    _timed(rows, "sha256 of the tokens file (own_file_sha256)", own_file_sha256, out)
     os.unlink(out)
 
     engine = dict(rows)["ENGINE: encode_flat (one call per piece)"]
@@ -109,6 +125,49 @@ def main() -> None:
     for name, seconds in rows:
         print(f"| {name} | {seconds:.3f} | {seconds / engine:.3f} |")
     print(f"| everything but the engine | {rest:.3f} | {rest / engine:.3f} |")
+
+
+def csv_stages(args) -> None:
+    """The line-by-line path: the bulk CSV parse (main thread), the engine, the eos placement (pool threads)."""
+    from mmtok.inputs.csvfast import parse_block
+    from mmtok.inputs.lines import MAX_LINE_BYTES
+    from mmtok.store.pipeline import encode_chunk
+    from mmtok.tokenize.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(args.tokenizer) if args.tokenizer else load_tokenizer()
+    rows: list = []
+    with open(args.csv, "rb") as f:
+        data = _timed(rows, "read the file", f.read)
+    blocks, pos = [], data.index(b"\n") + 1  # after the header
+    while pos < len(data):  # the reader's blocks: 1 MiB completed to a line end
+        stop = data.find(b"\n", pos + (1 << 20))
+        stop = len(data) if stop < 0 else stop + 1
+        blocks.append((data[pos:stop], stop == len(data)))
+        pos = stop
+
+    def parse():
+        out = []
+        for block, last in blocks:
+            parsed = parse_block(block, at_eof=last, field_limit=1 << 30, line_limit=MAX_LINE_BYTES)
+            if parsed is None or parsed[1] != len(block):
+                raise SystemExit("this CSV is not strictly shaped: the bulk parse declines it")
+            out.append(parsed[0])
+        return out
+
+    chunks = _timed(rows, "parse_block (numpy passes + the strs)", parse)
+    joined = [("\0".join(texts)).encode("utf-8") for texts in chunks]
+    _timed(rows, "  of which the floor: decode + split into one str per row",
+           lambda: [block.decode("utf-8").split("\0") for block in joined])
+    _timed(rows, "the reader's ends list ([True] * rows)", lambda: [[True] * len(texts) for texts in chunks])
+    encoded = _timed(rows, "ENGINE: encode_flat (one call per chunk)", lambda: [tok.encode_flat(t) for t in chunks])
+    _timed(rows, "eos placement and cast (encode_chunk without the engine)",
+           lambda: [encode_chunk(_Replay(tok, e), t, [True] * len(t)) for e, t in zip(encoded, chunks)])
+    engine = dict(rows)["ENGINE: encode_flat (one call per chunk)"]
+    print(f"# {machine()}; {len(data) / 1e6:.1f} MB, {sum(map(len, chunks)):,} rows in {len(chunks)} chunks, "
+          f"engine {tok.engine}, load {os.getloadavg()[0]:.1f}")
+    print("| stage (one thread) | CPU s | per engine CPU |\n| --- | ---: | ---: |")
+    for name, seconds in rows:
+        print(f"| {name} | {seconds:.3f} | {seconds / engine:.3f} |")
 
 
 if __name__ == "__main__":
