@@ -24,7 +24,10 @@ def encode_chunk(tokenizer, texts: list[str], ends: list[bool]) -> tuple[np.ndar
     a few numpy passes.
     """
     ids, offsets = tokenizer.encode_flat(texts)
-    ending = np.flatnonzero(np.fromiter(ends, dtype=bool, count=len(ends)))
+    if ends.count(True) == len(ends):  # every piece ends a document (rows): a C-level count, no array of flags
+        ending = np.arange(len(ends), dtype=np.int64)
+    else:
+        ending = np.flatnonzero(np.fromiter(ends, dtype=bool, count=len(ends)))
     if ending.shape[0] == 0:
         # Ids are below the vocabulary size, which the dtype was chosen to hold: the cast cannot overflow.
         return ids.astype(tokenizer.dtype, copy=False), np.empty(0, dtype=np.int64)
