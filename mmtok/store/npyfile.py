@@ -109,18 +109,17 @@ def file_sha256(path: str, *, block: int = 1 << 22) -> str:
 def own_file_sha256(path: str, *, block: int = 1 << 24) -> str:
     """:func:`file_sha256` of a file this process just wrote and nothing else changes (a closed shard).
 
-    It hashes the file through a memory map, straight from the page cache:
-    about 20 % less CPU than reading it into buffers first.
+    It hashes the file through memory maps of ``block`` bytes at a time,
+    straight from the page cache: less CPU than reading it into buffers
+    first, and no more resident memory than one block.
     """
+    block -= block % mmap.ALLOCATIONGRANULARITY  # map offsets must be multiples of it
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            return digest.hexdigest()
-        with mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
-            for start in range(0, size, block):
-                with view[start:start + block] as part:
-                    digest.update(part)  # releases the GIL
+        for start in range(0, size, block):
+            with mmap.mmap(f.fileno(), min(block, size - start), offset=start, access=mmap.ACCESS_READ) as part:
+                digest.update(part)  # releases the GIL
     return digest.hexdigest()
 
 
