@@ -297,9 +297,17 @@ class CacheReader:
 
     def digest(self) -> tuple[int, str]:
         """(bytes, sha256) of everything before the object just read (call right after reading the trailer)."""
-        digest = self._sha.hexdigest()
+        return self._hashed, self._sha.hexdigest()
+
+    def close(self) -> None:
+        """End the helper thread that hashes the stream (the stream itself is its opener's to close)."""
         self._sha.close()
-        return self._hashed, digest
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def expect_end(self) -> None:
         """Nothing may follow the trailer; reading to the end also makes the codec check its checksum."""

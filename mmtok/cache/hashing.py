@@ -36,6 +36,8 @@ class BackgroundSha256:
         return self._sha.hexdigest()
 
     def close(self) -> None:
+        if self._ended.is_set():
+            return
         self._ended.set()
         self._queue.put(None)
         self._thread.join()
