@@ -23,7 +23,7 @@ import threading
 class FileWriter:
     """Background writes (with sha256) and fsyncs of new files; ``finish()`` or ``abort()`` ends it."""
 
-    def __init__(self, depth: int = 4):
+    def __init__(self, depth: int = 2):
         self._writes: queue.Queue = queue.Queue(depth)
         self._syncs: queue.Queue = queue.Queue()
         self._error: BaseException | None = None

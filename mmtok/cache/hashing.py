@@ -17,7 +17,7 @@ import threading
 class BackgroundSha256:
     """sha256 of the pieces given to :meth:`update`, in order, hashed on a helper thread; :meth:`close` ends it."""
 
-    def __init__(self, depth: int = 16):
+    def __init__(self, depth: int = 8):
         self._sha = hashlib.sha256()
         self._queue: queue.Queue = queue.Queue(depth)
         self._ended = threading.Event()
