@@ -151,3 +151,4 @@ def test_background_sha256_equals_hashlib():
     assert sha.hexdigest() == hashlib.sha256(b"".join(pieces)).hexdigest()
     sha.close()
     assert _helpers() == []
+    assert sha.hexdigest() == hashlib.sha256(b"".join(pieces)).hexdigest()  # still answers once closed

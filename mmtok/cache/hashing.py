@@ -56,7 +56,8 @@ def _hash_pieces(sha, pieces: queue.Queue, ended: threading.Event) -> None:
             if ended.is_set():
                 return
             continue
+        if piece is not None:
+            sha.update(piece)
+        pieces.task_done()
         if piece is None:
             return
-        sha.update(piece)
-        pieces.task_done()
