@@ -146,6 +146,8 @@ NOT_APPLYING = [
     (["p.csv", "--bulk"], "--bulk"),
     (["d.jsonl", "q.csv", "--bulk"], "--bulk"),
     (["a.txt", "b.txt", "--column", "0"], "--column"),
+    (["a.txt", "--csv-field-limit", "100"], "--csv-field-limit"),
+    (["d.jsonl", "b.txt", "--csv-field-limit", "100"], "--csv-field-limit"),
 ]
 
 
@@ -165,6 +167,8 @@ def test_python_and_tokendataset_spell_the_options_their_way(tmp_path, files):
         mmtok.TokenDataset(str(files / "a.txt"), text_column="body", store=tmp_path / "t")
     with pytest.raises(mmtok.OptionError, match=r"field= does not apply"):
         mmtok.build(files / "p.csv", tmp_path / "s", field="body")
+    with pytest.raises(mmtok.OptionError, match=r"csv_field_limit= does not apply to .*d\.jsonl"):
+        mmtok.build(files / "d.jsonl", tmp_path / "s", csv_field_limit=1000)
     # an option that applies to one input of a mixed build is fine
     assert mmtok.build([files / "a.txt", files / "wide.csv"], tmp_path / "mixed", column="body").num_documents == 21
 

@@ -1,5 +1,6 @@
-"""Fault injection (tools/fault_inject.py): SIGKILL and a full disk at steps of the commit protocol of build,
-append, import, merge and export; nothing committed is lost, every store opens, every rerun is byte-identical.
+"""Fault injection (tools/fault_inject.py, tools/fault_commit.py): SIGKILL and a full disk at steps of the commit
+protocol of build, append, import, merge, export, build_partition and `mmtok commit`; nothing committed is lost,
+every store opens, every rerun is byte-identical.
 
 The default suite runs the quick subset; ``-m heavy`` runs every fault point at several counts, random-moment
 kills of the CLI and readers during appends (the table of the closing note comes from the tool itself)."""
@@ -15,6 +16,7 @@ import pytest
 TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
 sys.path.insert(0, TOOLS)
 
+import fault_commit  # noqa: E402
 import fault_inject  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -25,8 +27,9 @@ def test_quick_fault_injection_loses_nothing(tmp_path):
     assert tally.failures == [], "\n".join(tally.failures)
     assert sum(row[0] for row in tally.rows.values()) >= 20
     for scenario in ("SIGKILL append, at commit step", "full disk (ENOSPC) in build", "SIGKILL import", "SIGKILL merge",
-                     "SIGKILL export"):
+                     "SIGKILL export", "SIGKILL `mmtok commit` at each step", "SIGKILL `build_partition` at each step"):
         assert tally.rows[scenario][0] >= 2, scenario
+    assert tally.rows["full disk (ENOSPC) in commit"][0] == 1
 
 
 def test_a_missed_fault_point_is_reported(tmp_path):
@@ -37,6 +40,18 @@ def test_a_missed_fault_point_is_reported(tmp_path):
                              prepare=lambda out: None, job=corpus.build_full,
                              reference=fault_inject.snapshot(corpus.full), committed=[None])
     assert tally.failures and "fault missed" in tally.failures[0] and not tally.rows
+
+
+def test_a_commit_rerun_that_leaves_partitions_behind_is_reported(tmp_path, monkeypatch):
+    # The commit trial must be able to fail: a rerun that no longer removes the partitions of a commit killed
+    # after its manifest is not byte-identical to an uninterrupted commit.
+    commit_module = sys.modules["mmtok.store.commit"]
+    monkeypatch.setattr(commit_module, "_already_committed", lambda backend, root, manifest, finished: backend.open())
+    tally = fault_inject.Tally()
+    corpus = fault_inject.Corpus(str(tmp_path / "corpus"), size=20_000)
+    refs = fault_commit.Partitioned(corpus, str(tmp_path / "refs"))
+    fault_commit.commit_trial(tally, refs, str(tmp_path / "scratch"), "kill:commit-partition-removed:1")
+    assert tally.rows["SIGKILL `mmtok commit` at each step"] == [1, 0, 0, 0], tally.failures
 
 
 def test_the_rerun_of_a_killed_append_does_not_append_twice(tmp_path):

@@ -74,3 +74,22 @@ def test_stores_lists_and_cleans_leftovers(tmp_path, cache_dir):
     assert cleaned.exit_code == 0 and "2 leftovers" in cleaned.output
     assert sorted(os.listdir(stores)) == [os.path.basename(live.path)]
     live.release()
+
+
+def test_cleaning_a_stored_dataset_removes_its_packing_files(tmp_path, cache_dir):
+    """A packing file is keyed by its store's contents: once `mmtok stores --clean` removes the store, nothing
+    would ever map it again, so it goes with the store; the packing of a store kept elsewhere stays."""
+    text = tmp_path / "docs.txt"
+    text.write_text("".join(f"document {i} " + "word " * (i % 37) + "\n" for i in range(300)), encoding="utf-8")
+    cached = TokenDataset(str(text), line_by_line=True, block_size=64, packing="bfd")
+    cached[0]
+    kept = mmtok.build(str(text), tmp_path / "kept.mmtok", line_by_line=True)
+    for seed in (0, 1):
+        TokenDataset.open(kept.path, block_size=64, packing="bfd", packing_seed=seed)[0]
+    packing = cache_dir / "packing"
+    before = sorted(os.listdir(packing))
+    assert len(before) == 3 and sum(name.startswith("kept.mmtok-bfd-64-") for name in before) == 2
+    cleaned = CliRunner().invoke(main, ["stores", "--clean"])
+    assert cleaned.exit_code == 0 and "removed 1 store" in cleaned.output, cleaned.output
+    assert os.listdir(cache_dir / "stores") == []
+    assert sorted(os.listdir(packing)) == [name for name in before if name.startswith("kept.mmtok-")]

@@ -157,3 +157,164 @@ def test_export_and_import_through_s3(endpoint, local, tmp_path, monkeypatch):
     assert np.array_equal(mmtok.open("s3://corpora/imported.mmtok").tokens[:], local.tokens[:])
     with pytest.raises(mmtok.StoreExistsError):
         import_cache("s3://corpora/exports/docs.tar.gz", "s3://corpora/imported.mmtok")
+
+
+@pytest.fixture(scope="module")
+def uploaded(endpoint, local):
+    """The local store uploaded as it is (its manifest last): the same files on object storage."""
+    from mmtok.remote import upload_folder
+
+    url = "s3://corpora/uploaded.mmtok"
+    upload_folder(local.path, url, last=("manifest.json",))
+    return url
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from mmtok.cli.main import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+def test_info_on_s3_reads_no_token_file(uploaded, local, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("MMTOK_REMOTE_CACHE", str(tmp_path / "cache"))
+    result = _cli("info", "--json", uploaded)
+    assert result.exit_code == 0, result.output
+    mine = json.loads(_cli("info", "--json", local.path).output)
+    theirs = json.loads(result.output)
+    assert theirs.pop("path") == uploaded and mine.pop("path") == local.path
+    assert theirs == mine  # bytes: the listing of the uploaded files equals the local folder's size
+    cached = set(os.listdir(tmp_path / "cache" / "objects"))
+    assert cached == {s["docs_sha256"] for s in local.shards}  # document ends only: no token file downloaded
+    text = _cli("info", uploaded).output
+    assert f"{local.num_tokens:,}" in text and "in object storage" in text
+
+
+def test_verify_on_s3_proves_the_remote_files_and_names_each_problem(endpoint, local, tmp_path, monkeypatch):
+    from mmtok.remote import upload_folder
+
+    monkeypatch.setenv("MMTOK_REMOTE_CACHE", str(tmp_path / "cache"))
+    url = "s3://corpora/to-damage.mmtok"
+    upload_folder(local.path, url, last=("manifest.json",))
+    result = _cli("verify", url)
+    assert result.exit_code == 0, result.output
+    assert f"{url}: OK ({len(local.shards)} shards, {local.num_tokens:,} tokens" in result.output
+    # Damage two shards on object storage while their right bytes sit in the cache: verify still sees it.
+    fs, path = filesystem(url)
+    name = f"{path}/shards/{local.shards[1]['name']}.tokens.npy"
+    data = bytearray(fs.cat_file(name))
+    data[-1] ^= 0xFF
+    fs.pipe_file(name, bytes(data))
+    fs.rm(f"{path}/shards/{local.shards[2]['name']}.docs.npy")
+    result = _cli("verify", url)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[0] == f"{url}/shards/{local.shards[1]['name']}.tokens.npy: checksum mismatch on object storage " \
+                       "(the remote file is damaged or changed)"
+    assert lines[1] == f"{url}/shards/{local.shards[2]['name']}.docs.npy: not found on object storage; the store is incomplete"
+    assert lines[2].startswith(f"{url}: DAMAGED (2 problems; a store of {len(local.shards)} shards)")
+    # Not cached: the damaged file is refused as it downloads, and is not kept.
+    result = _cli("verify", url)  # (cache still holds the right bytes: same report)
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 3
+    monkeypatch.setenv("MMTOK_REMOTE_CACHE", str(tmp_path / "fresh-cache"))
+    result = _cli("verify", url)
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0].startswith(f"{url}/shards/{local.shards[1]['name']}.tokens.npy: downloaded "
+                                                    "bytes have sha256")
+    assert local.shards[1]["tokens_sha256"] not in os.listdir(tmp_path / "fresh-cache" / "objects")
+
+
+def test_missing_bucket_or_store_is_one_line(endpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("MMTOK_REMOTE_CACHE", str(tmp_path / "cache"))
+    for command in ("info", "verify", "show"):
+        extra = ["--doc", "0"] if command == "show" else []
+        result = _cli(command, "s3://no-such-bucket/corpus.mmtok", *extra)
+        assert result.exit_code == 1 and result.output == \
+            "Error: s3://no-such-bucket/corpus.mmtok: the bucket does not exist (or these credentials cannot see it)\n"
+        result = _cli(command, "s3://corpora/not-there.mmtok", *extra)
+        assert result.exit_code == 1 and result.output == \
+            "Error: s3://corpora/not-there.mmtok: not an mmtok store, manifest.json is missing (not committed yet?)\n"
+
+
+def test_show_on_s3_equals_local(uploaded, local, tmp_path, monkeypatch):
+    monkeypatch.setenv("MMTOK_REMOTE_CACHE", str(tmp_path / "cache"))
+    for args in (["--doc", "0"], ["--doc", "-1", "--ids"], ["--sample", "7", "--block-size", "64"]):
+        mine, theirs = _cli("show", local.path, *args), _cli("show", uploaded, *args)
+        assert mine.exit_code == 0 and mine.output.strip()
+        assert theirs.exit_code == 0 and theirs.output == mine.output
+
+
+def test_export_reads_a_store_on_s3_byte_for_byte(uploaded, local, tmp_path, monkeypatch):
+    from mmtok.cache import export_store
+
+    monkeypatch.setenv("MMTOK_REMOTE_CACHE", str(tmp_path / "cache"))
+    files = [os.path.join(folder, n) for folder, _, names in os.walk(local.path) for n in names]
+    bound = os.path.getsize(os.path.join(local.path, "tokenizer.json")) + 3 * (2 * SMALL["shard_tokens"] + 4096)
+    assert sum(map(os.path.getsize, files)) > bound  # the export passes more bytes through than the cache holds
+    monkeypatch.setenv("MMTOK_REMOTE_CACHE_BYTES", str(bound))
+    for name, options in (("c.mmtok.gz", []), ("c.mmtok.zst", []), ("c.npy.gz", ["--format", "aitextgen"])):
+        mine, theirs = tmp_path / f"local-{name}", tmp_path / f"s3-{name}"
+        assert _cli("export", local.path, "-o", str(mine), "-q", *options).exit_code == 0
+        result = _cli("export", uploaded, "-o", str(theirs), "-q", *options)
+        assert result.exit_code == 0, result.output
+        assert theirs.read_bytes() == mine.read_bytes()
+    assert FileCache().total_bytes() <= int(os.environ["MMTOK_REMOTE_CACHE_BYTES"])
+    ours = mmtok.TokenDataset.open(uploaded, block_size=64).save(str(tmp_path / "ds-s3.tar.gz"))
+    mmtok.TokenDataset.open(local.path, block_size=64).save(str(tmp_path / "ds-local.tar.gz"))
+    assert ours["tokens"] == local.num_tokens
+    assert (tmp_path / "ds-s3.tar.gz").read_bytes() == (tmp_path / "ds-local.tar.gz").read_bytes()
+    summary = export_store(uploaded, "s3://corpora/exports/again.tar.gz")  # s3 to s3
+    fs, path = filesystem("s3://corpora/exports/again.tar.gz")
+    assert summary["tokens"] == local.num_tokens and fs.cat_file(path) == (tmp_path / "local-c.mmtok.gz").read_bytes()
+    result = _cli("export", uploaded, "-o", str(tmp_path / "mega"), "--format", "megatron")
+    assert result.exit_code == 1 and result.output.startswith(f"Error: {uploaded}: --format megatron reads a local store")
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_dataloader_workers_over_s3(uploaded, local, tmp_path, monkeypatch, method):
+    """Workers read an s3:// store; under fork the parent used its filesystem first (an s3fs instance
+    and event loop made before the fork would refuse to run in a child)."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader
+
+    monkeypatch.setenv("MMTOK_REMOTE_CACHE", str(tmp_path / "cache"))
+    data = mmtok.TokenDataset.open(uploaded, block_size=128)
+    mine = mmtok.TokenDataset.open(local.path, block_size=128)
+    assert np.array_equal(data[len(data) - 1], mine[len(mine) - 1])  # the parent has read (and cached) a shard
+    loader = DataLoader(data, batch_size=32, num_workers=2, multiprocessing_context=method, timeout=120)
+    got = torch.cat([batch for batch in loader]).numpy()
+    assert np.array_equal(got, np.stack([mine[i] for i in range(len(mine))]))
+
+
+def test_a_killed_partition_build_to_s3_resumes_on_the_same_machine(endpoint, inputs, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from mmtok.store.remote_partitions import staging_folder
+
+    monkeypatch.setenv("MMTOK_REMOTE_CACHE", str(tmp_path / "cache"))
+    url = "s3://corpora/resumed.mmtok"
+    code = (f"import mmtok; mmtok.build_partition({inputs[0]!r}, {url!r}, 0, shard_tokens={SMALL['shard_tokens']}, "
+            f"chunk_bytes={SMALL['chunk_bytes']})")
+    killed = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, MMTOK_FAULT="kill:shard-renamed:2"))
+    assert killed.returncode == -9
+    staging = staging_folder(url, 0)
+    assert os.path.exists(os.path.join(staging, "partitions", "000000", "build-journal.json"))
+
+    class Count:
+        tokens = 0
+
+        def update(self, index, chunk, tokens):
+            Count.tokens += tokens
+
+    result = mmtok.build_partition(inputs[0], url, 0, progress=Count(), **SMALL)
+    whole = mmtok.build(inputs[0], tmp_path / "whole.mmtok", **SMALL)
+    assert result["tokens"] == whole.num_tokens
+    assert 0 < Count.tokens <= whole.num_tokens - SMALL["shard_tokens"]  # the journaled shard was not encoded again
+    assert not os.path.exists(staging)
+    store = mmtok.commit(url, expect=1)
+    assert np.array_equal(store.tokens[:], whole.tokens[:])
+    assert _cli("verify", url).exit_code == 0

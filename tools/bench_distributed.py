@@ -135,6 +135,7 @@ def bench_read(args, work):
     times = {"local": [], "s3 cold": [], "s3 warm": []}
     for run in range(args.runs):
         cache = os.path.join(work, f"cache-{run}")
+        shutil.rmtree(cache, ignore_errors=True)  # cold means cold: nothing left from an earlier run of this tool
         os.environ["MMTOK_REMOTE_CACHE"] = cache
         times["local"].append(timed(lambda: read_all(local)))
         times["s3 cold"].append(timed(lambda: read_all("s3://bench/store.mmtok")))

@@ -4,7 +4,7 @@
     python tools/fault_inject.py --quick    # what the default test suite runs (tests/test_faults.py)
 
 Each trial forks a process that runs one write (build, append, import, merge,
-export) with a deterministic fault from ``mmtok.base.faults`` (SIGKILL or an
+export, build_partition, commit: tools/fault_commit.py) with a deterministic fault from ``mmtok.base.faults`` (SIGKILL or an
 injected ENOSPC at the N-th pass of a named step of the commit protocol), or
 kills a ``mmtok`` command at a random moment. Then it checks, against an
 uninterrupted reference run:
@@ -299,6 +299,9 @@ def run(quick: bool, random_kills: int, readers: bool, workdir: str | None = Non
                      reference=snapshot(corpus.cache), name="dest/cache.gz")
     target_trial(tally, "full disk (ENOSPC) in export", scratch, "enospc:export-written",
                  job=corpus.export, reference=snapshot(corpus.cache), name="dest/cache.gz")
+    from fault_commit import partition_trials  # noqa: PLC0415 - it imports this module
+
+    partition_trials(tally, corpus, scratch, quick)
     if random_kills:
         random_kill_trials(tally, corpus, scratch, random_kills)
     if readers:

@@ -37,6 +37,12 @@ FAULT_POINTS = (
     "export-renamed",         # export: the cache file was renamed into place
     "merge-batch",            # merge: a batch of samples was written into the temporary folder
     "merge-renamed",          # merge: the temporary folder was renamed to the destination
+    "partition-removed",      # build_partition: a finished partition of other inputs lost its manifest, files remain
+    "commit-begun",           # commit: tokenizer.json in place, leftovers of an earlier commit removed
+    "commit-linked",          # commit: a partition shard's tokens file was hard-linked into shards/
+    "commit-docs-written",    # commit: its shifted document ends are written under a temporary name
+    "commit-shards-synced",   # commit: every shard is in place and durable; the manifest comes next
+    "commit-partition-removed",  # commit: committed (manifest-*), one partition folder removed
 )
 
 _plan: list | None = None

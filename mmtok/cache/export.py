@@ -43,7 +43,7 @@ from ..remote.urls import is_remote
 from ..store.atomicfile import AtomicFile
 from ..store.manifest import encode_json
 from ..store.npyfile import read_npy_header
-from ..store.store import Store, shard_paths
+from ..store.store import Store
 from ..store.verify import file_problems
 from .checks import check_view
 from .compression import (
@@ -54,6 +54,11 @@ from .compression import (
     compression_ratio,
 )
 from .container import CacheWriter, human_bytes
+from .remote_io import file_size as _size
+from .remote_io import refuse_remote_for_stack
+from .remote_io import local_file as _local
+from .remote_io import open_file as _open
+from .remote_io import shard_files as _shard_files
 
 EXPORT_FORMATS = ("mmtok", "aitextgen", "aitextgen-msgpack", *_STACK_FORMATS)
 _LEGACY_KIND = {"aitextgen": "aitextgen-npy", "aitextgen-msgpack": "aitextgen-msgpack"}
@@ -100,6 +105,7 @@ def export_store(
                                 **format_options)
     started = time.monotonic()
     if format in _STACK_FORMATS:
+        refuse_remote_for_stack(store.path if isinstance(store, Store) else os.fspath(store), format)
         if codec is not None or level is not None or threads is not None or view is not None:
             raise ValueError(f"codec, level, threads and view apply to the mmtok cache, not --format {format}")
         return export_format(store, destination, format, progress=progress, **format_options)
@@ -116,7 +122,7 @@ def export_store(
     view = check_view(view)
     if not isinstance(store, Store):
         store = Store(store)
-    problems = file_problems(store)  # nothing is read from a FIFO, a device or a file outside the store
+    problems = file_problems(store) if store.remote is None else []  # nothing is read from a FIFO, a device or a file outside the store
     if problems:
         raise CorruptStoreError(problems[0] + (f" (and {len(problems) - 1} more: run `mmtok verify`)" if len(problems) > 1 else ""))
     target = AtomicFile(os.fspath(destination))
@@ -158,8 +164,8 @@ def _export_mmtok(store: Store, out: CompressedWriter, view, include_tokenizer: 
                          f"{human_bytes(CACHE_MAX_MANIFEST_BYTES)} a cache carries")
     tokenizer_bytes = None
     if include_tokenizer:
-        tokenizer_bytes = _read_store_file(os.path.join(store.path, TOKENIZER_FILE), CACHE_MAX_TOKENIZER_BYTES,
-                                           tok.get("file_sha256"), "tokenizer.json")
+        tokenizer_bytes = _read_store_file(_local(store, TOKENIZER_FILE, tok.get("file_sha256")),
+                                           CACHE_MAX_TOKENIZER_BYTES, tok.get("file_sha256"), "tokenizer.json")
     writer = CacheWriter(out)
     writer.record({
         "format": CACHE_FORMAT_NAME,
@@ -186,7 +192,7 @@ def _export_mmtok(store: Store, out: CompressedWriter, view, include_tokenizer: 
             writer.payload(memoryview(data)[lo : lo + chunk])
     total, done = _store_total_bytes(store), 0
     for index, shard in enumerate(store.shards):
-        tokens_path, docs_path = shard_paths(store.path, shard["name"])
+        tokens_path, docs_path = _shard_files(store, shard)
         tokens_head = _npy_prefix(tokens_path, store.dtype.str, shard["tokens"])
         docs_head = _npy_prefix(docs_path, DOCS_DTYPE, shard["documents"])
         writer.record({
@@ -214,7 +220,7 @@ def _export_legacy(store: Store, out: CompressedWriter, kind: str, chunk: int, p
     def pieces():
         done = 0
         for shard in store.shards:
-            tokens_path, _ = shard_paths(store.path, shard["name"])
+            tokens_path, _ = _shard_files(store, shard, docs=False)
             head = _npy_prefix(tokens_path, store.dtype.str, shard["tokens"])
             nbytes = shard["tokens"] * store.dtype.itemsize
             for piece in _file_pieces(tokens_path, len(head), nbytes, shard["tokens_sha256"], head, chunk):
@@ -232,12 +238,12 @@ def _export_legacy(store: Store, out: CompressedWriter, kind: str, chunk: int, p
 def _npy_prefix(path: str, dtype: str, length: int) -> bytes:
     """The .npy header bytes of a store file, after checking it is what the manifest says."""
     try:
-        with open(path, "rb") as f:
+        with _open(path) as f:
             shape, fortran, found = read_npy_header(f)
             offset = f.tell()
             f.seek(0)
             header = f.read(offset)
-        size = os.path.getsize(path)
+        size = _size(path)
     except FileNotFoundError:
         raise CorruptStoreError(f"{path}: missing; the store is incomplete (run `mmtok verify`)") from None
     except ValueError as exc:
@@ -259,7 +265,7 @@ def _file_pieces(path: str, skip: int, nbytes: int, expected_sha: str | None, he
     buffer = bytearray(chunk)
     view = memoryview(buffer)
     done = 0
-    with open(path, "rb") as f:
+    with _open(path) as f:
         f.seek(skip)
         while done < nbytes:
             n = f.readinto(view[: min(chunk, nbytes - done)])
@@ -289,8 +295,11 @@ def _read_store_file(path: str, limit: int, expected_sha: str | None, what: str)
 def _snapshot_manifest_bytes(store: Store) -> bytes:
     """The manifest.json bytes of the snapshot ``store`` holds (the file's own bytes when unchanged)."""
     try:
-        with open(os.path.join(store.path, MANIFEST_FILE), "rb") as f:
-            raw = f.read()
+        if store.remote is not None:
+            raw = store.remote.read_bytes(MANIFEST_FILE) or b""
+        else:
+            with open(os.path.join(store.path, MANIFEST_FILE), "rb") as f:
+                raw = f.read()
         if json.loads(raw.decode("utf-8")) == store.manifest:
             return raw
     except (OSError, ValueError):

@@ -9,7 +9,8 @@ import click
 from ..base.progress import counted
 
 
-CLI_SPELLING = {"column": "--column", "field": "--field", "header": "--no-header", "bulk": "--bulk"}
+CLI_SPELLING = {"column": "--column", "field": "--field", "header": "--no-header", "bulk": "--bulk",
+                "csv_field_limit": "--csv-field-limit"}
 
 
 def _column(value: str | None):
@@ -27,7 +28,8 @@ def run_build(inputs, output, *, quiet: bool, rank: int | None = None, world_siz
     reading["csv_field_limit"] = options.pop("csv_field_limit", None)
     sources = [resolve_source(path, **{**reading, "field": reading["field"] or "text"}) for path in inputs]
     check_options_apply(sources, column=reading["column"], field=reading["field"], header=reading["header"],
-                        bulk=reading["line_by_line"] is False, spelling=CLI_SPELLING)
+                        bulk=reading["line_by_line"] is False, csv_field_limit=reading["csv_field_limit"],
+                        spelling=CLI_SPELLING)
     again = options.pop("again", False)
     if rank is not None:
         return _run_partition(sources, output, rank, world_size, quiet=quiet, **options)

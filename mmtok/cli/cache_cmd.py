@@ -85,9 +85,9 @@ def export_command(store, output, fmt, codec, level, threads, no_tokenizer, link
             raise click.UsageError(f"{flag} applies to other stacks' formats, not --format {fmt}")
     if os.path.lexists(output) and not force:
         from ..base.errors import StoreExistsError
-        from ..store.manifest import read_manifest
+        from ..store.store import Store
 
-        read_manifest(store)  # a missing or damaged store is the first thing to say
+        Store(store)  # a missing or damaged store is the first thing to say
         raise StoreExistsError(f"{output}: already exists; choose another -o, or pass --force to replace it")
     codec = _codec_for(output, codec)
     if fmt != "mmtok":
@@ -173,7 +173,10 @@ def import_command(cache, output, tokenizer, eos_token, shard_tokens, fmt, dtype
 
 
 def _export_stack(store, output, fmt, codec, level, threads, no_tokenizer, options, quiet):
+    from ..cache.remote_io import refuse_remote_for_stack
     from ..formats import export_format
+
+    refuse_remote_for_stack(store, fmt)
 
     for flag, value in (("--codec", codec), ("--level", level), ("--threads", threads),
                         ("--no-tokenizer", no_tokenizer)):

@@ -17,7 +17,7 @@ def print_info(info: dict) -> None:
         f"documents   {info['documents']:,} ({'line by line' if info['line_by_line'] else 'bulk'})",
         f"tokenizer   {tok['name']}, vocab {tok['vocab_size']:,}, {tok['fingerprint'][:23]}…",
         *([f"engine      {info['engine']} (the last build's encoder; ids are the same with any)"] if info.get("engine") else []),
-        f"shards      {info['shards']}, {info['bytes'] / 1e6:,.1f} MB on disk",
+        f"shards      {info['shards']}, {info['bytes'] / 1e6:,.1f} MB {'in object storage' if '://' in info['path'] else 'on disk'}",
     ]
     stats = info["document_length"]
     if stats["count"]:

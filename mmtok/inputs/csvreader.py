@@ -7,6 +7,7 @@ import csv
 import struct
 
 from ..base.errors import InputError
+from . import lines
 from .chunk import BOM, Chunk, decode_utf8, empty_input
 from .sources import Source, open_stream
 
@@ -32,7 +33,9 @@ class _LineFeed:
         return self
 
     def __next__(self) -> str:
-        raw = self.stream.readline()
+        raw = self.stream.readline(lines.MAX_LINE_BYTES + 1)
+        if len(raw) > lines.MAX_LINE_BYTES:
+            raise lines.line_too_long(self.source, self.lines + 1, "CSV line")
         if not raw:
             self.eof = True
             raise StopIteration

@@ -13,13 +13,12 @@ import itertools
 import json
 from typing import Iterator
 
-import numpy as np
-
 from ..base.errors import InputError
 from ..base.jsonlimits import depth_message, json_too_deep
 from ..tokenize.cutpoints import check_rules, iter_pieces
 from .chunk import BOM, Chunk, decode_utf8, empty_input
 from .csvreader import csv_chunks
+from .lines import count_newlines, line_blocks
 from .sources import Source, open_stream
 
 __all__ = ["Chunk", "iter_chunks"]
@@ -36,10 +35,12 @@ def iter_chunks(source: Source, *, start: dict | None = None, chunk_bytes: int =
       ``cut_rules`` allow (see :mod:`mmtok.tokenize.cutpoints`); only the last piece
       ends the document.  A file with no allowed cut is read whole.
     - Text line by line: one line per document, without its ``\\n`` or
-      ``\\r\\n``; empty lines are skipped.
+      ``\\r\\n``; empty lines are skipped. A line too long to hold is cut into
+      pieces of one document (:mod:`mmtok.inputs.lines`).
     - CSV: one row per document (header row first by default); blank lines
       are skipped, an empty field is an empty document.
-    - JSONL: one non-blank line per document, its ``source.field`` string.
+    - JSONL: one non-blank line per document, its ``source.field`` string; a
+      line longer than :data:`~mmtok.inputs.lines.MAX_LINE_BYTES` is an error.
     - texts: one string per document.
 
     Line-based kinds batch whole documents until about ``chunk_bytes`` bytes.
@@ -62,16 +63,19 @@ def _check_start(source: Source, start, name: str) -> dict:
     # a CSV position also carries the shape and column learnt from the first row
     counters += ("fields", "index") if name == "csv" else ()
     if not (isinstance(start, dict) and start.get("reader") == name
-            and all(type(start.get(key)) is int and start[key] >= 0 for key in counters)):
+            and all(type(start.get(key)) is int and start[key] >= 0 for key in counters)
+            and _line_start_fits(start, name)):
         raise InputError(f"resume position {start!r} is not a position of a {name} input; "
                          "the inputs changed since the build started: start the build afresh",
                          path=source.display)
     return dict(start)
 
 
-def _count_newlines(data: bytes) -> int:
-    # numpy compares a megabyte about 8x faster than bytes.count(b"\n")
-    return int(np.count_nonzero(np.frombuffer(data, np.uint8) == 0x0A))
+def _line_start_fits(start: dict, name: str) -> bool:
+    """A position inside a long line (txt-lines only) knows where that line started."""
+    line_start = start.get("line_start")
+    return line_start is None or (name == "txt-lines" and type(line_start) is int
+                                  and 0 <= line_start <= start["offset"])
 
 
 def _bulk_chunks(source, position, chunk_bytes, rules):
@@ -87,7 +91,7 @@ def _bulk_chunks(source, position, chunk_bytes, rules):
         for piece, last in iter_pieces(stream.read, chunk_bytes=chunk_bytes, rules=rules, carry=head):
             text = decode_utf8(piece, source, lines, offset)
             offset += len(piece)
-            lines += _count_newlines(piece)
+            lines += count_newlines(piece)
             # a span that stops before the file's end leaves its document to the next span
             yield Chunk([text], [last and source.ends_at_file_end], {"reader": "txt-bulk", "offset": offset, "lines": lines},
                         len(piece) + skipped, stream.file_offset())
@@ -96,39 +100,22 @@ def _bulk_chunks(source, position, chunk_bytes, rules):
             raise empty_input(source)
 
 
-def _line_blocks(source, position, chunk_bytes):
-    """Yield ``(text, first_line, nbytes, offset, lines, file_offset)`` per block of whole lines.
-
-    A block is ``chunk_bytes`` bytes completed to the end of its last line, so
-    blocks depend only on the bytes and the start offset.
-    """
-    offset, lines = position["offset"], position["lines"]
-    with open_stream(source, offset=offset) as stream:
-        while True:
-            block = stream.read(chunk_bytes)
-            if not block:
-                return
-            if not block.endswith(b"\n"):
-                block += stream.readline()
-            nbytes = len(block)
-            if offset == 0 and block.startswith(BOM):
-                block = block[len(BOM):]
-            text = decode_utf8(block, source, lines, offset + nbytes - len(block))
-            first_line = lines + 1
-            offset += nbytes
-            lines += _count_newlines(block)
-            yield text, first_line, nbytes, offset, lines, stream.file_offset()
-
-
 def _txt_line_chunks(source, position, chunk_bytes, rules):
     documents = 0
-    for text, _, nbytes, offset, lines, file_offset in _line_blocks(source, position, chunk_bytes):
+    for text, _, nbytes, offset, lines, file_offset, piece, last, line_start in line_blocks(
+            source, position, chunk_bytes, pieces=True, rules=rules):
+        where = {"reader": "txt-lines", "offset": offset, "lines": lines}
+        if piece:  # of a long line (inputs/lines.py): one document, which the line's last piece ends
+            documents += last
+            if line_start is not None:
+                where["line_start"] = line_start
+            yield Chunk([text], [last], where, nbytes, file_offset)
+            continue
         # every \r\n in a block ends a line, so replacing it first is exact
         texts = [line for line in text.replace("\r\n", "\n").split("\n") if line]
         if texts:
             documents += len(texts)
-            yield Chunk(texts, [True] * len(texts), {"reader": "txt-lines", "offset": offset, "lines": lines},
-                        nbytes, file_offset)
+            yield Chunk(texts, [True] * len(texts), where, nbytes, file_offset)
     if position["offset"] == 0 and not documents:
         raise empty_input(source, " (it has no non-empty line)")
 
@@ -138,7 +125,8 @@ def _jsonl_chunks(source, position, chunk_bytes, rules):
     # The C scanner skips json.loads' Python wrappers (about 2x faster on short
     # lines); anything it does not take cleanly goes to _json_text for the message.
     scan = json.JSONDecoder().scan_once
-    for text, first_line, nbytes, offset, lines, file_offset in _line_blocks(source, position, chunk_bytes):
+    for text, first_line, nbytes, offset, lines, file_offset, *_ in line_blocks(
+            source, position, chunk_bytes, pieces=False, what="JSON line"):
         texts = []
         deep = json_too_deep(text)  # a whole block is cleared by two counts; a flagged one line by line
         for number, line in enumerate(text.split("\n"), first_line):

@@ -6,8 +6,8 @@ file locks), reading files of a remote store through it, and uploading a local
 folder with its commit-point file last. May import :mod:`mmtok.base` only.
 """
 
-from .cache import FileCache, default_cache_dir
+from .cache import FileCache, default_cache_dir, file_lock
 from .files import RemoteFiles, upload_folder
 from .urls import filesystem, is_remote, join_url
 
-__all__ = ["FileCache", "RemoteFiles", "default_cache_dir", "filesystem", "is_remote", "join_url", "upload_folder"]
+__all__ = ["FileCache", "RemoteFiles", "default_cache_dir", "file_lock", "filesystem", "is_remote", "join_url", "upload_folder"]

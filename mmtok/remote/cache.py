@@ -6,13 +6,19 @@ to its name is never renamed into place. So any file found in the cache is
 right, whichever store or process put it there, and stores that share shards
 share their cache entries.
 
-Several processes (DataLoader workers, ranks on one node) use one cache folder
-safely: one lock file per object makes a single process download it while the
-others wait and then find it; a folder-wide lock serialises eviction and the
-bookkeeping of sizes. Least recently used objects (by modification time, which
-every use touches) are deleted when the folder would exceed ``max_bytes``.
-Deleting a file that another process has memory-mapped is safe on POSIX: the
-mapping stays valid and the space is freed when it is unmapped.
+The folder never holds more than ``max_bytes``, downloads in flight included.
+Before downloading, a process *reserves* the file's size under the folder-wide
+lock: it evicts least recently used objects (by modification time, which every
+use touches) until the objects plus every reservation plus its own fit, or, when
+other processes' downloads in flight hold the room, waits for them. Its bytes go
+to ``incoming/`` (never more than it reserved) and are renamed into
+``objects/`` under the lock, which turns the reservation into the object. A
+failed download deletes its partial file and its reservation; a killed one
+leaves a reservation whose lock nobody holds, which the next process to take
+the folder lock deletes. One lock file per object makes a single process
+download it while the others wait and then find it. Deleting a file that
+another process has memory-mapped is safe on POSIX: the mapping stays valid and
+the space is freed when it is unmapped.
 """
 
 from __future__ import annotations
@@ -20,16 +26,18 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import tempfile
+import time
+import uuid
 from contextlib import contextmanager
 
-from ..base.constants import TEMP_PREFIX
 from ..base.errors import CorruptStoreError, StoreError
+from .reservations import Reservations
 
-__all__ = ["DEFAULT_MAX_BYTES", "FileCache", "default_cache_dir"]
+__all__ = ["DEFAULT_MAX_BYTES", "FileCache", "default_cache_dir", "file_lock"]
 
 DEFAULT_MAX_BYTES = 20 << 30  # 20 GiB unless MMTOK_REMOTE_CACHE_BYTES says otherwise
 _COPY = 1 << 22
+_WAIT = 0.05  # seconds between looks for room while other downloads hold it
 
 
 def default_cache_dir() -> str:
@@ -43,7 +51,7 @@ def default_cache_dir() -> str:
 
 
 class FileCache:
-    """Content-addressed files under ``folder``, at most ``max_bytes`` in total."""
+    """Content-addressed files under ``folder``, at most ``max_bytes`` in total (downloads in flight included)."""
 
     def __init__(self, folder: str | None = None, max_bytes: int | None = None):
         self.folder = os.fspath(folder) if folder is not None else default_cache_dir()
@@ -54,9 +62,11 @@ class FileCache:
         self.max_bytes = max_bytes
         self.objects = os.path.join(self.folder, "objects")
         self.locks = os.path.join(self.folder, "locks")
+        self.incoming = os.path.join(self.folder, "incoming")
         try:
-            os.makedirs(self.objects, exist_ok=True)
-            os.makedirs(self.locks, exist_ok=True)
+            for sub in (self.objects, self.locks, self.incoming):
+                os.makedirs(sub, exist_ok=True)
+            self.reservations = Reservations(os.path.join(self.folder, "reserved"), self.incoming)
         except OSError as exc:
             raise StoreError(f"{self.folder}: cannot create the remote-store cache folder ({exc.strerror}); "
                              "set MMTOK_REMOTE_CACHE to a writable folder") from None
@@ -78,7 +88,8 @@ class FileCache:
         """The local path of the object ``sha256`` (``size`` bytes), downloading it if needed.
 
         ``download(file)`` writes the object's bytes into ``file``; ``what``
-        names it in errors (the remote URL).
+        names it in errors (the remote URL). A file larger than the whole cache
+        is refused: keeping it would break the bound every reader relies on.
         """
         target = self.path(sha256)
         if self._touch(target):
@@ -86,29 +97,60 @@ class FileCache:
         if size > self.max_bytes:
             raise StoreError(f"{what}: {size:,} bytes do not fit the remote-store cache of {self.max_bytes:,} bytes "
                              f"({self.folder}); raise MMTOK_REMOTE_CACHE_BYTES")
-        with _flock(os.path.join(self.locks, sha256 + ".lock")):
+        with file_lock(os.path.join(self.locks, sha256 + ".lock")):
             if self._touch(target):  # another process fetched it while we waited
                 return target
-            with self._global():
-                self._evict(self.max_bytes - size)
-            fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.objects)
+            token = self._reserve(size)
+            tmp = os.path.join(self.incoming, token)
             try:
-                with os.fdopen(fd, "wb") as f:
-                    hashing = _HashingWriter(f)
+                with open(tmp, "wb") as f:
+                    hashing = _BoundedHashingWriter(f, size, what)
                     download(hashing)
                 if hashing.digest() != sha256:
                     raise CorruptStoreError(f"{what}: downloaded bytes have sha256 {hashing.digest()}, the manifest "
                                             f"says {sha256}; the remote file is damaged or changed")
                 with self._global():
-                    os.replace(tmp, target)
-                    self._evict(self.max_bytes, keep=target)
+                    os.replace(tmp, target)  # the reservation becomes the object: the total does not change
+                    self.reservations.release(token)
             except BaseException:
-                _unlink(tmp)
+                with self._global():
+                    _unlink(tmp)
+                    self.reservations.release(token)
                 raise
         return target
 
     def total_bytes(self) -> int:
+        """Bytes of the cached objects (downloads in flight not included)."""
         return sum(size for _, size, _ in self._entries())
+
+    def used_bytes(self) -> int:
+        """Bytes on disk in the cache: objects and partial downloads (take the lock for a consistent figure)."""
+        partial = 0
+        for entry in os.scandir(self.incoming):
+            try:
+                partial += entry.stat().st_size
+            except FileNotFoundError:
+                continue
+        return self.total_bytes() + partial
+
+    @contextmanager
+    def locked(self):
+        """Hold the folder-wide lock (no eviction, reservation or commit meanwhile)."""
+        with self._global():
+            yield
+
+    def _reserve(self, size: int) -> str:
+        """Reserve ``size`` bytes, evicting least recently used objects, waiting while downloads in flight hold the room."""
+        token = f"{uuid.uuid4().hex}"
+        while True:
+            with self._global():
+                reserved = self.reservations.total()  # also deletes the reservations of killed processes
+                budget = self.max_bytes - reserved - size
+                if budget >= 0:
+                    self._evict(budget)
+                    self.reservations.add(token, size)
+                    return token
+            time.sleep(_WAIT)
 
     def _touch(self, path: str) -> bool:
         try:
@@ -119,7 +161,7 @@ class FileCache:
 
     @contextmanager
     def _global(self):
-        with _flock(os.path.join(self.folder, "cache.lock")):
+        with file_lock(os.path.join(self.folder, "cache.lock")):
             yield
 
     def _entries(self):
@@ -130,24 +172,32 @@ class FileCache:
                 continue
             yield entry.path, stat.st_size, stat.st_mtime_ns
 
-    def _evict(self, budget: int, keep: str | None = None) -> None:
+    def _evict(self, budget: int) -> None:
         """Delete least recently used objects until they take at most ``budget`` bytes (holding the lock)."""
-        entries = [e for e in self._entries() if not os.path.basename(e[0]).startswith(TEMP_PREFIX)]
+        entries = list(self._entries())
         total = sum(size for _, size, _ in entries)
         for path, size, _ in sorted(entries, key=lambda e: e[2]):
             if total <= budget:
                 break
-            if path != keep:
-                _unlink(path)
-                total -= size
+            _unlink(path)
+            total -= size
 
 
-class _HashingWriter:
-    def __init__(self, file):
+class _BoundedHashingWriter:
+    """Hashes what passes through; refuses to write past the size the download reserved."""
+
+    def __init__(self, file, limit: int, what: str):
         self._file = file
         self._hash = hashlib.sha256()
+        self._left = limit
+        self._what = what
+        self._limit = limit
 
     def write(self, data) -> int:
+        if len(data) > self._left:
+            raise CorruptStoreError(f"{self._what}: the download is longer than the {self._limit:,} bytes object "
+                                    "storage listed; the remote file changed while being read")
+        self._left -= len(data)
         self._hash.update(data)
         return self._file.write(data)
 
@@ -156,7 +206,8 @@ class _HashingWriter:
 
 
 @contextmanager
-def _flock(path: str):
+def file_lock(path: str):
+    """Hold an exclusive ``flock`` on ``path`` (created if needed), waiting for it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

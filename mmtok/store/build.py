@@ -147,7 +147,8 @@ def _sources(inputs, texts, **options) -> list[Source]:
     files = [source for item, source in zip(paths, sources) if not isinstance(item, Source)]
     if files:
         field = None if options["field"] == "text" else options["field"]  # the default counts as not given
-        check_options_apply(files, column=options["column"], field=field, header=options["header"])
+        check_options_apply(files, column=options["column"], field=field, header=options["header"],
+                            csv_field_limit=options.get("csv_field_limit"))
     for source in sources:
         if source.kind == "txt" and source.path is not None and not source.stream:  # a stream is read once
             refuse_cache_file(source)

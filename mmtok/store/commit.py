@@ -33,7 +33,8 @@ from ..base.constants import (
     TEMP_PREFIX,
     TOKENIZER_FILE,
 )
-from ..base.errors import StoreError, StoreExistsError, TokenizerMismatchError
+from ..base.errors import MmtokError, StoreError, StoreExistsError, TokenizerMismatchError, os_error_reason
+from ..base.faults import fault_point
 from ..base.version import __version__
 from ..remote.urls import is_remote
 from .atomicfile import write_synced
@@ -84,25 +85,33 @@ class LocalPartitions:
             atomic_write_bytes(os.path.join(self.root, TOKENIZER_FILE), f.read())
         os.makedirs(os.path.join(self.root, SHARDS_DIR), exist_ok=True)
         remove_unnamed_files(self.root, set())  # leftovers of an earlier commit that stopped half-way
+        fault_point("commit-begun")
 
     def place_tokens(self, pid: int, shard: dict, name: str, itemsize: int) -> None:
         src = shard_paths(self._dir(pid), shard["name"])[0]
         _check_size(src, shard["tokens"] * itemsize)
         _link(src, shard_paths(self.root, name)[0])
+        fault_point("commit-linked")
 
     def write_docs(self, name: str, data: bytes) -> None:
         path = shard_paths(self.root, name)[1]
         tmp = os.path.join(os.path.dirname(path), TEMP_PREFIX + os.path.basename(path))
         write_synced(tmp, data)
+        fault_point("commit-docs-written")
         os.replace(tmp, path)
 
     def finish(self, manifest: dict) -> None:
         fsync_dir(os.path.join(self.root, SHARDS_DIR))
-        write_manifest(self.root, manifest)
+        fault_point("commit-shards-synced")
+        write_manifest(self.root, manifest)  # the commit point
         self.remove_partitions()
 
     def remove_partitions(self) -> None:
-        shutil.rmtree(os.path.join(self.root, PARTITIONS_DIR), ignore_errors=True)
+        folder = os.path.join(self.root, PARTITIONS_DIR)
+        for entry in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            shutil.rmtree(os.path.join(folder, entry), ignore_errors=True)
+            fault_point("commit-partition-removed")
+        shutil.rmtree(folder, ignore_errors=True)
         fsync_dir(self.root)
 
     def open(self) -> Store:
@@ -138,7 +147,16 @@ def commit(root, *, expect: int | None = None, allow_missing: bool = False) -> S
         raise StoreError(f"{root}: no such folder; build partitions into it first (mmtok build --rank/--world-size, "
                          "or mmtok.build_partition)")
     with _locked(root):
-        return _commit(LocalPartitions(root), root, expect, allow_missing)
+        try:
+            return _commit(LocalPartitions(root), root, expect, allow_missing)
+        except OSError as exc:
+            if isinstance(exc, MmtokError):
+                raise
+            done = os.path.exists(os.path.join(root, MANIFEST_FILE))
+            full = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "cannot write the store"
+            state = ("the store is committed; rerun `mmtok commit` to remove the partitions" if done else
+                     "nothing was committed and the partitions are intact: free some space and rerun `mmtok commit`")
+            raise StoreError(f"{root}: {full} ({os_error_reason(exc)}); {state}") from None
 
 
 def _commit(backend, root: str, expect, allow_missing) -> Store:

@@ -30,6 +30,7 @@ from ..base.constants import (
     TOKENIZER_FILE,
 )
 from ..base.errors import StoreError, StoreExistsError
+from ..base.faults import fault_point
 from ..base.version import __version__
 from ..inputs.sources import Source
 from ..remote.urls import is_remote
@@ -151,6 +152,7 @@ def _remove_partition(path: str) -> None:
     """Uncommit first (the manifest goes), then delete the rest."""
     os.unlink(os.path.join(path, MANIFEST_FILE))
     fsync_dir(path)
+    fault_point("partition-removed")
     shutil.rmtree(path)
 
 

@@ -1,7 +1,8 @@
 """Partitioned builds on object storage (``s3://...``): partitions uploaded with their descriptor last.
 
 Object storage has no rename, so a partition is built in a local staging folder
-(the ordinary local build), then uploaded file by file with its manifest, the
+(the ordinary local build, resumable from its journal when a killed task is
+retried on the same machine), then uploaded file by file with its manifest, the
 partition's descriptor and commit point, uploaded last; a retried task first
 deletes an older copy's manifest, then its files. Commit lists the partitions,
 copies their token files server-side into ``shards/`` (no bytes through this
@@ -12,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
-import tempfile
 
 import numpy as np
 
@@ -27,12 +28,12 @@ from ..base.constants import (
     TOKENIZER_FILE,
     TOKENS_SUFFIX,
 )
-from ..base.errors import CorruptStoreError, StoreExistsError
-from ..remote import RemoteFiles, upload_folder
+from ..base.errors import CorruptStoreError, StoreError, StoreExistsError
+from ..remote import RemoteFiles, default_cache_dir, file_lock, upload_folder
 from .manifest import encode_json, parse_manifest
 from .store import Store
 
-__all__ = ["RemotePartitions", "build_remote_partition"]
+__all__ = ["RemotePartitions", "build_remote_partition", "staging_folder"]
 
 
 def _name(pid: int) -> str:
@@ -40,21 +41,41 @@ def _name(pid: int) -> str:
 
 
 def build_remote_partition(build_local, inputs, url: str, partition_id: int, **options) -> dict:
-    """Build partition ``partition_id`` locally with ``build_local`` (build_partition), then upload it."""
+    """Build partition ``partition_id`` locally with ``build_local`` (build_partition), then upload it.
+
+    The local build goes to a staging folder named by the store URL and the
+    partition id (under the remote cache folder, see :func:`staging_folder`), so
+    a task killed on this machine resumes from its build journal when retried
+    there, as a local partition does; a lock keeps two tasks of one partition on
+    one machine apart. The folder is deleted once the partition is uploaded.
+    """
+    url = url.rstrip("/")
     remote = RemoteFiles(url)
     if remote.exists(MANIFEST_FILE):
         raise StoreExistsError(f"{url}: already a committed store; build partitions into a new root "
                                "(a committed store does not take more partitions)")
-    staging = tempfile.mkdtemp(prefix=".tmp-mmtok-partition-")
+    staging = staging_folder(url, partition_id)
     try:
+        os.makedirs(os.path.dirname(staging), exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{os.path.dirname(staging)}: cannot create the staging folder of partitions for object "
+                         f"storage ({exc.strerror}); set MMTOK_REMOTE_CACHE to a writable folder") from None
+    with file_lock(staging + ".lock"):
         result = build_local(inputs, staging, partition_id, **options)
         name = _name(partition_id)
         remote.remove(f"{name}/{MANIFEST_FILE}")  # uncommit an earlier attempt first
         remote.remove(name, recursive=True)
-        upload_folder(result["path"], f"{url.rstrip('/')}/{name}", last=(MANIFEST_FILE,), skip=(JOURNAL_FILE,))
-    finally:
+        upload_folder(result["path"], f"{url}/{name}", last=(MANIFEST_FILE,), skip=(JOURNAL_FILE,))
         shutil.rmtree(staging, ignore_errors=True)
-    return dict(result, path=f"{url.rstrip('/')}/{name}")
+    return dict(result, path=f"{url}/{name}")
+
+
+def staging_folder(url: str, partition_id: int) -> str:
+    """The local folder where partition ``partition_id`` of the store at ``url`` is built before its upload:
+    ``staging/<sha256 of url and id>`` in the remote cache folder ($MMTOK_REMOTE_CACHE; not counted in
+    its size bound), the same for every retry on this machine."""
+    key = hashlib.sha256(f"{url.rstrip('/')}\0{partition_id}".encode()).hexdigest()[:32]
+    return os.path.join(default_cache_dir(), "staging", key)
 
 
 class RemotePartitions:

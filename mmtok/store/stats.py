@@ -47,7 +47,7 @@ def store_info(store: Store) -> dict:
         "tokenizer": {"name": tok.get("name"), "fingerprint": tok["fingerprint"], "vocab_size": tok["vocab_size"]},
         "engine": manifest.get("build", {}).get("engine"),
         "shards": len(store.shards),
-        "bytes": folder_bytes(store.path),
+        "bytes": folder_bytes(store.path) if store.remote is None else store.remote.total_size(),
         "line_by_line": store.line_by_line,
         "inputs": [
             {"path": entry.get("path") or entry.get("kind"), "kind": entry.get("kind"),
@@ -55,6 +55,13 @@ def store_info(store: Store) -> dict:
              **({"view": entry["view"]} if entry.get("view") else {})}
             for entry in manifest["inputs"]
         ],
-        "document_length": length_stats(store.documents.lengths()),
-        "interrupted_build": os.path.exists(os.path.join(store.path, JOURNAL_FILE)),
+        "document_length": length_stats(_lengths(store)),
+        "interrupted_build": store.remote is None and os.path.exists(os.path.join(store.path, JOURNAL_FILE)),
     }
+
+
+def _lengths(store: Store) -> np.ndarray:
+    if store.remote is None:
+        return store.documents.lengths()
+    ends = [store.unchecked_doc_ends(i) for i in range(len(store.shards))]  # no token file downloaded
+    return np.diff(np.concatenate(ends) if ends else np.empty(0, dtype=np.int64), prepend=0)

@@ -70,6 +70,11 @@ class Store:
         self.tokens = TokenStream(self)
         self.documents = Documents(self)
 
+    @property
+    def remote(self):
+        """The :class:`mmtok.remote.RemoteFiles` of a store on object storage; None for a local store."""
+        return self._remote
+
     def __reduce__(self):
         return (Store, (self.path,), {"_snapshot": len(self.shards)})
 
@@ -153,6 +158,15 @@ class Store:
 
     def shard_tokens(self, i: int) -> np.ndarray:
         return self._maps.tokens(i)
+
+    def local_file(self, relative: str, sha256: str | None) -> str:
+        """The local path of store file ``relative``: in the store, or fetched (checked) into the cache of a remote store."""
+        return self._file(relative, sha256)
+
+    def unchecked_doc_ends(self, i: int) -> np.ndarray:
+        """Shard ``i``'s document ends as stored, not checked against its tokens: figures that need no
+        tokens (``mmtok info`` on a remote store) read them without downloading token files."""
+        return self._open_shard_file(i, 1)
 
     def shard_docs(self, i: int) -> np.ndarray:
         """Shard ``i``'s document ends, checked (increasing, in range, after an eos) when first mapped."""
@@ -239,6 +253,8 @@ def read_remote_manifest(remote) -> dict:
     data = remote.read_bytes(MANIFEST_FILE)
     where = f"{remote.url}/{MANIFEST_FILE}"
     if data is None:
+        if not remote.bucket_exists():
+            raise StoreError(f"{remote.url}: the bucket does not exist (or these credentials cannot see it)")
         raise StoreError(f"{remote.url}: not an mmtok store, {MANIFEST_FILE} is missing (not committed yet?)")
     return parse_manifest(data, where)
 

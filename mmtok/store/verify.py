@@ -6,10 +6,8 @@ the shard or file; opening a store checks only what is cheap (see shardmaps).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
-
 
 from ..base.constants import (
     JOURNAL_FILE,
@@ -20,23 +18,9 @@ from ..base.constants import (
     TOKENIZER_FILE,
 )
 from ..base.errors import CorruptStoreError
-from .safefile import file_kind, inside, open_store_file
+from .safefile import file_kind, inside
+from .shardcheck import check_shard_contents, store_file_sha256
 from .store import Store, shard_paths
-
-# Tokens are scanned in slices of this many ids to keep memory flat.
-_SCAN = 1 << 24
-
-
-def store_file_sha256(store: str, path: str, *, limit: int | None = None, block: int = 1 << 22) -> str | None:
-    """sha256 of a store file (a regular file inside the store), or None when it is missing."""
-    digest = hashlib.sha256()
-    try:
-        with open_store_file(store, path, limit=limit) as f:
-            while chunk := f.read(block):
-                digest.update(chunk)
-    except FileNotFoundError:
-        return None
-    return digest.hexdigest()
 
 
 def verify_store(path: str, *, on_shard=None) -> dict:
@@ -62,6 +46,10 @@ def check_store(path: str, *, on_shard=None) -> dict:
     A manifest that cannot be read at all still raises (nothing else can be checked).
     """
     store = Store(path)
+    if store.remote is not None:
+        from .remote_verify import check_remote_store
+
+        return check_remote_store(store, on_shard=on_shard)
     problems = file_problems(store)
     bad_files = {problem.split(": ", 1)[0] for problem in problems}  # reported once, by kind
     if os.path.join(store.path, TOKENIZER_FILE) not in bad_files:
@@ -89,20 +77,14 @@ def _check_shard(store: Store, i: int, shard: dict) -> None:
     path = store.path
     where = f"{path}: shard {shard['name']}"
     tokens_path, docs_path = shard_paths(path, shard["name"])
-    tokens = store.shard_tokens(i)  # kind, place, header and size first: they say more than a checksum
+    store.shard_tokens(i)  # kind, place, header and size first: they say more than a checksum
     for file_path, key in ((tokens_path, "tokens_sha256"), (docs_path, "docs_sha256")):
         found = store_file_sha256(path, file_path)
         if found is None:
             raise CorruptStoreError(f"{where}: {os.path.basename(file_path)} is missing")
         if found != shard[key]:
             raise CorruptStoreError(f"{where}: {os.path.basename(file_path)} checksum mismatch (the file was changed or damaged)")
-    for lo in range(0, tokens.shape[0], _SCAN):
-        top = int(tokens[lo : lo + _SCAN].max())
-        if top >= store.vocab_size:
-            raise CorruptStoreError(f"{where}: token id {top} is not below the vocabulary size {store.vocab_size}")
-    store.shard_docs(i)  # offsets increasing, inside the shard, each just past an eos (checked as mapped)
-    if not shard["documents"] and i == len(store.shards) - 1 and shard["tokens"]:
-        raise CorruptStoreError(f"{where}: the store's last document does not end (no document end in its last shard)")
+    check_shard_contents(store, i, shard, where)
 
 
 def _check_tokenizer_file(store: Store) -> list[str]:

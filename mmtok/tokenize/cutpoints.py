@@ -124,8 +124,10 @@ def iter_pieces(read: Callable[[int], bytes], *, chunk_bytes: int, rules: frozen
         searched_from = chunk_bytes
         cut = None
         while True:
-            if len(buf) < want and not eof:
-                need = want - len(buf)
+            if len(buf) <= want and not eof:
+                # one byte past the window, so the end of the stream is known before a piece is forced to
+                # end: a forced cut at the very end would leave the last piece without is_last
+                need = want + 1 - len(buf)
                 more = read(need)
                 eof = len(more) < need
                 buf += more

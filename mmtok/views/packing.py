@@ -18,9 +18,7 @@ later runs map it instead of packing again.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import heapq
-import json
 import os
 import warnings
 
@@ -29,12 +27,12 @@ import numpy as np
 from ..base.constants import TEMP_PREFIX
 from ..base.errors import CorruptStoreError
 from ..store.store import Store
+from .cachedir import PACKING_FILE_VERSION, packing_path
 from .docstarts import position_ids_from_starts
 from .samples import _ragged
 
 __all__ = ["PackedIndex", "pack_bfd", "PACKING_FILE_VERSION"]
 
-PACKING_FILE_VERSION = 1
 _MAGIC = 0x6D6D746F6B50  # "mmtokP": first int64 of a packing file
 
 
@@ -95,20 +93,6 @@ def pack_bfd(lengths: np.ndarray, block_size: int, seed: int) -> tuple[np.ndarra
     return row_offsets, piece_starts[take], piece_lengths[take]
 
 
-def packing_key(store: Store, block_size: int, seed: int) -> str:
-    """What the packing depends on: the store's shard contents (checksums), block_size, seed, the rule's version."""
-    material = {"shards": [[s["tokens_sha256"], s["docs_sha256"]] for s in store.shards], "block_size": block_size,
-                "seed": seed, "rule": "bfd", "version": PACKING_FILE_VERSION}
-    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:32]
-
-
-def packing_path(store: Store, block_size: int, seed: int) -> str:
-    from .storecache import cache_dir
-
-    name = os.path.basename(os.path.normpath(store.path)) or "store"
-    return os.path.join(cache_dir(), "packing", f"{name}-bfd-{block_size}-{seed}-{packing_key(store, block_size, seed)}.npy")
-
-
 def _encode(row_offsets, piece_starts, piece_lengths) -> np.ndarray:
     head = np.array([_MAGIC, PACKING_FILE_VERSION, row_offsets.shape[0] - 1, piece_starts.shape[0]], dtype="<i8")
     return np.concatenate((head, row_offsets, piece_starts, piece_lengths)).astype("<i8")
@@ -142,7 +126,7 @@ def _write_atomic(path: str, flat: np.ndarray) -> None:
 
 def load_or_pack(store: Store, block_size: int, seed: int):
     """``(row_offsets, piece_starts, piece_lengths)`` from the packing file, computing and writing it if absent."""
-    path = packing_path(store, block_size, seed)
+    path = packing_path(store.path, store.shards, block_size, seed)
     if os.path.exists(path):
         return _decode(np.load(path, mmap_mode="r", allow_pickle=False), path)
     arrays = pack_bfd(store.documents.lengths(), block_size, seed)

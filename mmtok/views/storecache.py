@@ -35,25 +35,15 @@ from ..store.manifest import read_journal, read_manifest
 from ..store.store import Store
 from ..store.tempfiles import orphan_locks, remove_orphan_lock, remove_orphans
 from ..tokenize import fingerprint_memo as fingerprints
+from .cachedir import ENV_VAR, cache_dir, packing_files
 from .sharedfiles import prune_shared, share_tokenizer
 
 __all__ = ["cache_dir", "obtain_store", "imported_store", "texts_identity", "list_stores", "clean_stores", "leftovers",
            "CachedStore"]
 
-ENV_VAR = "MMTOK_CACHE_DIR"
 _STORES = "stores"
 _SUFFIX = ".mmtok"
 _LOCK_SUFFIX = ".lock"
-
-
-def cache_dir() -> str:
-    """The folder of automatic stores: ``$MMTOK_CACHE_DIR``, else ``$XDG_CACHE_HOME/mmtok``, else ``~/.cache/mmtok``."""
-    configured = os.environ.get(ENV_VAR)
-    if configured:
-        return os.path.abspath(os.path.expanduser(configured))
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = xdg if xdg and os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "mmtok")
 
 
 def texts_identity(texts) -> dict:
@@ -282,7 +272,8 @@ def _describe(path: str) -> CachedStore:
 
 
 def clean_stores(*, stale_only: bool = False) -> list[str]:
-    """Delete the cache folder's stores (only the stale ones with ``stale_only``); return the paths removed.
+    """Delete the cache folder's stores (only the stale ones with ``stale_only``), each with its packing files;
+    return the paths removed.
 
     A store being built right now is skipped. Do not clean stores that running
     programs are reading: their unopened shards would disappear under them.
@@ -316,10 +307,17 @@ def _remove(path: str) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
+        try:  # its packing files (views/packing.py) go with it
+            derived = packing_files(path, read_manifest(path)["shards"])
+        except StoreError:
+            derived = []  # an unfinished build has none
         doomed = f"{path}.removing-{os.getpid()}"
         os.rename(path, doomed)  # readers see the whole store or none of it
         shutil.rmtree(doomed)
         os.unlink(lock_path)
+        for file in derived:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(file)
         return True
     finally:
         os.close(fd)
