@@ -11,7 +11,7 @@ the standard library's ``gzip`` writes and reads, as before.
 zlib-ng was chosen over ISA-L (``isal``): ISA-L's fastest levels write 9-12 %
 larger files than gzip level 6 on token data, zlib-ng's level 6 is as small.
 The default level is 5 (``CACHE_DEFAULT_LEVELS``): zlib-ng's level 5 writes
-token data within 1 % of the gzip module's level 6 at about 1.6x the speed of
+token data within 1 % of the gzip module's level 6 with about 1.4x less CPU than
 its own level 6 (tools/bench_cache.py --codecs prints both).
 """
 
