@@ -15,6 +15,7 @@ from mmtok.tokenize.cutpoints import (
     find_cut,
     iter_pieces,
     lookahead_bytes,
+    sub_cuts,
 )
 
 PRINTABLE = set(range(0x21, 0x7F))
@@ -163,3 +164,26 @@ def test_a_stream_without_cut_is_forced_into_bounded_pieces_and_reading_is_not_q
 
 def test_empty_stream_has_no_pieces():
     assert pieces_of(b"", 10) == []
+
+
+@given(text=texts.map(lambda t: t * 5), every=st.integers(min_value=1, max_value=90), rules=st.sampled_from(RULE_SETS))
+@settings(max_examples=300, deadline=None)
+def test_sub_cuts_are_safe_cuts_about_every_bytes_apart(text, every, rules):
+    data = text.encode("utf-8")
+    cuts = sub_cuts(data, rules, every)
+    assert cuts == sorted(set(cuts)) and cuts == sub_cuts(bytes(data), rules, every)  # a pure function
+    for before, cut in zip([0, *cuts], cuts):
+        assert cut - before >= every
+        assert is_newline_cut(data, cut) or is_space_cut(data, cut)
+        assert rules & {rule for rule, test in (("newline", is_newline_cut), ("space", is_space_cut))
+                        if test(data, cut)}
+    # a sub-piece ends early only where no cut lies in its window: never more than a window past the target
+    window = lookahead_bytes(every)
+    assert all(cut - before < 2 * every + window or not rules for before, cut in zip([0, *cuts], cuts))
+
+
+def test_sub_cuts_of_real_text_and_of_text_without_cuts(real_text):
+    data = real_text.encode("utf-8")
+    cuts = sub_cuts(data, CUT_RULES)
+    assert len(cuts) > len(data) // (4 * 65536) and all(is_newline_cut(data, c) or is_space_cut(data, c) for c in cuts)
+    assert sub_cuts("中文文本没有空格".encode("utf-8") * 100_000, CUT_RULES) == []  # one window per step: linear

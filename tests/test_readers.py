@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ import mmtok
 from mmtok.base.errors import InputError
 from mmtok.inputs.readers import Chunk, iter_chunks
 from mmtok.inputs.sources import resolve_source, texts_source
+from mmtok.tokenize.cutpoints import CUT_RULES, sub_cuts
 
 COMPRESSIONS = [None, "gz", "zst"]
 BOM = b"\xef\xbb\xbf"
@@ -66,14 +68,17 @@ def test_bulk_pieces_rebuild_the_file_and_resume_exactly(tmp_path, real_text, co
     source = resolve_source(write(tmp_path, "corpus.txt", real_text.encode(), compression))
     chunks = list(iter_chunks(source, chunk_bytes=200_000))
     assert "".join(documents(chunks)) == real_text
-    assert [c.ends for c in chunks] == [[False]] * (len(chunks) - 1) + [[True]]
-    assert all(len(c.texts) == 1 for c in chunks)
+    # each piece comes as texts cut at safe points (sub_cuts); only the last one of the last piece ends the document
+    assert [c.ends for c in chunks] == [[False] * len(c.texts) for c in chunks[:-1]] + [[False] * (len(chunks[-1].texts) - 1) + [True]]
+    assert all(len(c.texts) > 1 for c in chunks[:-1])
+    assert all(sub_cuts("".join(c.texts).encode(), CUT_RULES) == list(itertools.accumulate(len(t.encode()) for t in c.texts[:-1]))
+               for c in chunks)
     assert sum(c.nbytes for c in chunks) == len(real_text.encode())
     assert chunks[-1].file_offset == source.size
     assert [c.file_offset for c in chunks] == sorted(c.file_offset for c in chunks)
     lines = 0
     for chunk in chunks:
-        lines += chunk.texts[0].count("\n")
+        lines += "".join(chunk.texts).count("\n")
         assert chunk.position["lines"] == lines
     check_resume(source, chunks, chunk_bytes=200_000)
 

@@ -9,6 +9,7 @@ import struct
 from ..base.errors import InputError
 from . import lines
 from .chunk import BOM, Chunk, decode_utf8, empty_input
+from .csvfast import PushbackReader, parse_block
 from .sources import Source, open_stream
 
 _CSV_FIELD_LIMIT = 2 ** (8 * struct.calcsize("l") - 1) - 1  # csv stores the limit in a C long
@@ -62,6 +63,7 @@ def csv_chunks(source, position, chunk_bytes, rules):
     rows, fields, index = position["rows"], position.get("fields"), position.get("index")
     display, limit = source.display, source.csv_field_limit
     with open_stream(source, offset=position["offset"]) as stream:
+        stream = PushbackReader(stream)  # a block the fast path declines goes back for csv
         feed = _LineFeed(stream, source, position["offset"], position["lines"])
         reader = csv.reader(feed)
 
@@ -97,6 +99,19 @@ def csv_chunks(source, position, chunk_bytes, rules):
             if not source.header:
                 texts.append(row[index])
         while True:
+            if fields == 1 and not texts:  # one column: whole blocks of strictly shaped rows at once
+                fast = _fast_chunk(stream, chunk_bytes, limit)
+                if fast is not None:
+                    texts, nbytes, lines = fast
+                    feed.offset, feed.lines, rows, documents = feed.offset + nbytes, feed.lines + lines, \
+                        rows + len(texts), documents + len(texts)
+                    if texts:  # a block of blank lines has none: its bytes count with the next chunk
+                        yield Chunk(texts, [True] * len(texts),
+                                    {"reader": "csv", "offset": feed.offset, "lines": feed.lines, "rows": rows,
+                                     "fields": fields, "index": index}, feed.offset - chunk_start,
+                                    stream.file_offset())
+                        texts, chunk_start = [], feed.offset
+                    continue
             with _wide_csv_fields(limit):
                 while feed.offset - chunk_start < chunk_bytes:
                     row, line = next_row()
@@ -119,6 +134,27 @@ def csv_chunks(source, position, chunk_bytes, rules):
             texts, chunk_start = [], feed.offset
     if position["offset"] == 0 and not documents:
         raise empty_input(source, " (it has a header row but no data rows)")
+
+
+def _fast_chunk(stream: PushbackReader, chunk_bytes: int, limit: int):
+    """``(texts, bytes, lines)`` of the next block of a one-column CSV, parsed in bulk (:mod:`.csvfast`).
+
+    The block is ``chunk_bytes`` bytes completed to a line end, so it depends
+    only on the bytes and where it starts; the record it cuts (if any) is
+    pushed back for the next block.  None (the whole block pushed back) when
+    :func:`parse_block` declines it: csv then reads it row by row.
+    """
+    block = stream.read(chunk_bytes)
+    if block and not block.endswith(b"\n"):
+        rest = stream.readline(lines.MAX_LINE_BYTES + 1)
+        block += rest
+        if len(rest) > lines.MAX_LINE_BYTES:  # an endless line: csv's path names it
+            stream.unread(block)
+            return None
+    parsed = parse_block(block, at_eof=not block.endswith(b"\n"), field_limit=limit,
+                         line_limit=lines.MAX_LINE_BYTES) if block else None
+    stream.unread(block[parsed[1]:] if parsed else block)
+    return parsed
 
 
 def _column_index(source: Source, first: list[str], line: int) -> int:

@@ -15,7 +15,7 @@ from typing import Iterator
 
 from ..base.errors import InputError
 from ..base.jsonlimits import depth_message, json_too_deep
-from ..tokenize.cutpoints import check_rules, iter_pieces
+from ..tokenize.cutpoints import check_rules, iter_pieces, sub_cuts
 from .chunk import BOM, Chunk, decode_utf8, empty_input
 from .csvreader import csv_chunks
 from .lines import count_newlines, line_blocks
@@ -89,15 +89,27 @@ def _bulk_chunks(source, position, chunk_bytes, rules):
         offset += skipped
         pieces = 0
         for piece, last in iter_pieces(stream.read, chunk_bytes=chunk_bytes, rules=rules, carry=head):
-            text = decode_utf8(piece, source, lines, offset)
+            texts = _decode_sub_pieces(piece, rules, source, lines, offset)
             offset += len(piece)
             lines += count_newlines(piece)
             # a span that stops before the file's end leaves its document to the next span
-            yield Chunk([text], [last and source.ends_at_file_end], {"reader": "txt-bulk", "offset": offset, "lines": lines},
+            ends = [False] * (len(texts) - 1) + [last and source.ends_at_file_end]
+            yield Chunk(texts, ends, {"reader": "txt-bulk", "offset": offset, "lines": lines},
                         len(piece) + skipped, stream.file_offset())
             skipped, pieces = 0, pieces + 1
         if position["offset"] == 0 and not pieces:
             raise empty_input(source)
+
+
+def _decode_sub_pieces(piece: bytes, rules, source, lines: int, offset: int) -> list[str]:
+    """The piece as texts cut at safe points (:func:`~mmtok.tokenize.cutpoints.sub_cuts`): the same tokens, faster."""
+    bounds = [0, *sub_cuts(piece, rules), len(piece)]
+    try:
+        with memoryview(piece) as view:  # str(view, ...) decodes without copying the slice first
+            return [str(view[start:stop], "utf-8") for start, stop in zip(bounds, bounds[1:])]
+    except UnicodeDecodeError:
+        decode_utf8(piece, source, lines, offset)  # raises the error that names the line
+        raise
 
 
 def _txt_line_chunks(source, position, chunk_bytes, rules):
