@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -43,13 +45,14 @@ def test_export_is_standard_gzip_deterministic_and_imports_back(codec, store, tm
     assert snapshot(back.path) == snapshot(store.path)
 
 
-def test_zlib_ng_bytes_do_not_depend_on_the_thread_count(store):
+@pytest.mark.parametrize("level", [5, 6])
+def test_zlib_ng_bytes_do_not_depend_on_the_thread_count(store, level):
     pytest.importorskip("zlib_ng")
     data = np.concatenate([store.shard_tokens(i) for i in range(len(store.shards))]).tobytes()
     outputs = []
     for threads in (1, 2, 3):
         sink = io.BytesIO()
-        writer = gzipcodec.gzip_writer(sink, 6, threads)
+        writer = gzipcodec.gzip_writer(sink, level, threads)
         for start in range(0, len(data), 700_000):  # writes that do not line up with the 1 MiB blocks
             writer.write(data[start : start + 700_000])
         writer.close()
@@ -57,7 +60,19 @@ def test_zlib_ng_bytes_do_not_depend_on_the_thread_count(store):
     assert outputs[0] == outputs[1] == outputs[2]
     assert gzip.decompress(outputs[0]) == data
     # no worse than 2 % larger than the gzip module at the same level
-    assert len(outputs[0]) <= 1.02 * len(gzip.compress(data, 6, mtime=0))
+    assert len(outputs[0]) <= 1.02 * len(gzip.compress(data, level, mtime=0))
+
+
+def test_default_level_is_within_5_percent_of_gzip_6_and_passes_gzip_t(codec, store, tmp_path):
+    default, plain = tmp_path / "d.tar.gz", tmp_path / "plain.msgpack"
+    summary = export_store(store, default)
+    assert summary["level"] == 5
+    export_store(store, plain, codec="none")
+    gzip6 = len(gzip.compress(plain.read_bytes(), 6, mtime=0))
+    assert default.stat().st_size <= 1.05 * gzip6, (default.stat().st_size, gzip6)
+    assert gzip.decompress(default.read_bytes()) == plain.read_bytes()
+    if shutil.which("gzip"):
+        subprocess.run(["gzip", "-t", str(default)], check=True)
 
 
 def test_caches_cross_between_the_two_paths(store, tmp_path, monkeypatch):

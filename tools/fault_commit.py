@@ -75,18 +75,27 @@ def _verified_tokens(path: str) -> np.ndarray | None:
         return None
 
 
+def _faulted(tally, scenario: str, job, fault: str) -> str | None:
+    """Run ``job`` with ``fault``; the trial's detail line, or None when the outcome was already tallied
+    (the fault never fired, or the process crashed instead of failing cleanly)."""
+    code, message = forked(job, fault)
+    detail = f"{fault}: exit {code} {message.strip()[:300]}"
+    if code == 0:
+        tally.miss(scenario, detail)
+        return None
+    if code == 3 or _fault_missed(fault, code, message):
+        tally.add(scenario, lost=True, unopenable=False, identical=False, detail="crashed: " + detail)
+        return None
+    return detail
+
+
 def commit_trial(tally, refs: Partitioned, scratch: str, fault: str) -> None:
     scenario = "SIGKILL `mmtok commit` at each step" if fault.startswith("kill") else "full disk (ENOSPC) in commit"
     out = os.path.join(scratch, "commit", "root.mmtok")
     shutil.rmtree(os.path.dirname(out), ignore_errors=True)
     shutil.copytree(refs.parts, out)
-    code, message = forked(refs.commit(out), fault)
-    detail = f"{fault}: exit {code} {message.strip()[:300]}"
-    if code == 0:
-        tally.miss(scenario, detail)
-        return
-    if code == 3 or _fault_missed(fault, code, message):
-        tally.add(scenario, lost=True, unopenable=False, identical=False, detail="crashed: " + detail)
+    detail = _faulted(tally, scenario, refs.commit(out), fault)
+    if detail is None:
         return
     if os.path.exists(os.path.join(out, "manifest.json")):  # committed: it must verify, whole
         tokens = _verified_tokens(out)
@@ -112,13 +121,8 @@ def partition_trial(tally, refs: Partitioned, scratch: str, fault: str) -> None:
     shutil.rmtree(part0)
     if fault.startswith("kill:partition-removed"):
         shutil.copytree(os.path.join(refs.stale, "partitions", "000000"), part0)
-    code, message = forked(refs.build(out, 0), fault)
-    detail = f"{fault}: exit {code} {message.strip()[:300]}"
-    if code == 0:
-        tally.miss(scenario, detail)
-        return
-    if code == 3 or _fault_missed(fault, code, message):
-        tally.add(scenario, lost=True, unopenable=False, identical=False, detail="crashed: " + detail)
+    detail = _faulted(tally, scenario, refs.build(out, 0), fault)
+    if detail is None:
         return
     lost = unopenable = False
     if os.path.exists(os.path.join(part0, "manifest.json")):  # finished: the reference partition, or the stale one

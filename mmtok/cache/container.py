@@ -31,6 +31,7 @@ from ..base.constants import (
 )
 from ..base.errors import CacheError, InputNotFoundError
 from .compression import CompressedWriter, DecompressedStream, codec_of
+from .hashing import BackgroundSha256
 from .legacy import MSGPACK_PROBE_BYTES, msgpack_ids_problem
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -103,7 +104,8 @@ def open_cache(path) -> tuple[CacheKind, DecompressedStream]:
                              f"{problem} (wrong magic)")
     finally:
         stream.close()
-    return CacheKind(kind, codec), DecompressedStream(path, codec, name)
+    # An mmtok cache is decompressed ahead on a helper thread (a few MiB more memory, overlapping the import's work).
+    return CacheKind(kind, codec), DecompressedStream(path, codec, name, ahead=kind == "mmtok")
 
 
 def detect_cache_format(path) -> CacheKind:
@@ -194,7 +196,7 @@ class CacheReader:
         )
         self._pieces: deque[memoryview] = deque()  # fed bytes not hashed yet
         self._hashed = 0
-        self._sha = hashlib.sha256()
+        self._sha = BackgroundSha256()
         self._fed = 0
         self._eof = False
         first = stream.read(CACHE_READ_BYTES)
@@ -296,6 +298,16 @@ class CacheReader:
     def digest(self) -> tuple[int, str]:
         """(bytes, sha256) of everything before the object just read (call right after reading the trailer)."""
         return self._hashed, self._sha.hexdigest()
+
+    def close(self) -> None:
+        """End the helper thread that hashes the stream (the stream itself is its opener's to close)."""
+        self._sha.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def expect_end(self) -> None:
         """Nothing may follow the trailer; reading to the end also makes the codec check its checksum."""

@@ -65,8 +65,8 @@ def read_cache_header(source) -> dict:
     with stream:
         if kind.format != "mmtok":
             raise CacheError(f"{source}: is an {kind.format} cache, which has no mmtok header")
-        reader = CacheReader(stream)
-        return check_header(reader.record(), reader.name)
+        with CacheReader(stream) as reader:
+            return check_header(reader.record(), reader.name)
 
 
 def import_cache(
@@ -135,7 +135,8 @@ def import_cache(
         try:
             os.makedirs(os.path.join(tmp, SHARDS_DIR))
             if kind.format == "mmtok":
-                view, details = restore_store(CacheReader(stream), tmp, tokenizer, progress)
+                with CacheReader(stream) as reader:
+                    view, details = restore_store(reader, tmp, tokenizer, progress)
             else:
                 view, details = import_legacy(stream, kind, source, tmp, tokenizer, eos_token, shard_tokens, progress)
             fsync_dir(os.path.join(tmp, SHARDS_DIR))

@@ -38,10 +38,24 @@ from .checks import (
     require,
 )
 from .container import CacheReader
+from .filewriter import FileWriter
 
 
 def restore_store(reader: CacheReader, tmp: str, tokenizer, progress) -> tuple[dict, dict]:
-    """Write the store an mmtok cache holds into the empty folder ``tmp``, checking everything; return (view, details)."""
+    """Write the store an mmtok cache holds into the empty folder ``tmp``, checking everything; return (view, details).
+
+    The files are written, hashed and fsynced on helper threads (:class:`FileWriter`) while this thread
+    unpacks and checks the next records; every file is durable before the manifest is written.
+    """
+    files = FileWriter()
+    try:
+        return _restore(reader, tmp, tokenizer, progress, files)
+    except BaseException:
+        files.abort()
+        raise
+
+
+def _restore(reader: CacheReader, tmp: str, tokenizer, progress, files: FileWriter) -> tuple[dict, dict]:
     name = reader.name
     header = check_header(reader.record(), name)
     dtype = np.dtype(header["dtype"])
@@ -84,11 +98,9 @@ def restore_store(reader: CacheReader, tmp: str, tokenizer, progress) -> tuple[d
         given = _resolve_tokenizer(tokenizer, tok_info, name, header["tokenizer"]["included"])
     tokenizer_path = os.path.join(tmp, TOKENIZER_FILE)
     if header["tokenizer"]["included"]:
-        out = _HashedFile(tokenizer_path)
-        try:
-            _read_file_section(reader, TOKENIZER_FILE, CACHE_MAX_TOKENIZER_BYTES, out.write)
-        finally:
-            found_sha = out.close()
+        out = files.open_file(tokenizer_path)
+        _read_file_section(reader, TOKENIZER_FILE, CACHE_MAX_TOKENIZER_BYTES, lambda data: files.write(out, data))
+        found_sha = files.close_file(out)
         expected = tok_info.get("file_sha256")
         require(expected is None or found_sha == expected, name,
                 "tokenizer.json does not match the manifest's checksum (damaged file)")
@@ -120,29 +132,27 @@ def restore_store(reader: CacheReader, tmp: str, tokenizer, progress) -> tuple[d
         n, d = entry["tokens"], entry["documents"]
         stop = start + n
         head = check_npy_header(record.get("tokens_npy_header"), dtype.str, n, name, where)
-        out = _HashedFile(tokens_path)
-        try:
-            out.write(head)
-            left = n * itemsize
-            while left:
-                data = reader.payload(left, itemsize, f"{where} tokens")
-                ids = np.frombuffer(data, dtype=dtype)
-                top = int(ids.max())
-                require(top < vocab, name, f"{where}: token id {top} is not below the vocabulary size {vocab}")
-                out.write(data)
-                left -= len(data)
-                if progress is not None:
-                    progress(reader.stream.position, file_size)
-        finally:
-            sha = out.close()
+        out = files.open_file(tokens_path)
+        files.write(out, head)
+        left = n * itemsize
+        while left:
+            data = reader.payload(left, itemsize, f"{where} tokens")
+            ids = np.frombuffer(data, dtype=dtype)
+            top = int(ids.max())
+            require(top < vocab, name, f"{where}: token id {top} is not below the vocabulary size {vocab}")
+            files.write(out, data)
+            left -= len(data)
+            if progress is not None:
+                progress(reader.stream.position, file_size)
+        sha = files.close_file(out)
         require(sha == entry["tokens_sha256"], name, f"{where}: tokens do not match the manifest's checksum (damaged file)")
         head = check_npy_header(record.get("docs_npy_header"), DOCS_DTYPE, d, name, where)
         tokens_map = np.memmap(tokens_path, dtype=dtype, mode="r", offset=len(record["tokens_npy_header"]),
                                shape=(n,)) if n and d else None
-        out = _HashedFile(docs_path)
+        out = files.open_file(docs_path)
+        files.write(out, head)
+        left = d * 8
         try:
-            out.write(head)
-            left = d * 8
             while left:
                 data = reader.payload(left, 8, f"{where} document ends")
                 ends = np.frombuffer(data, dtype=DOCS_DTYPE)
@@ -152,11 +162,11 @@ def restore_store(reader: CacheReader, tmp: str, tokenizer, progress) -> tuple[d
                 require(bool(np.all(tokens_map[ends - 1 - start] == eos)), name,
                         f"{where}: a document does not end with the eos id {eos}")
                 last_end = int(ends[-1])
-                out.write(data)
+                files.write(out, data)
                 left -= len(data)
         finally:
-            sha = out.close()
             del tokens_map
+        sha = files.close_file(out)
         require(sha == entry["docs_sha256"], name, f"{where}: document ends do not match the manifest's checksum (damaged file)")
         start = stop
     require(start == 0 or last_end == start, name, f"the last document ends at {last_end}, the stream at {start}")
@@ -168,6 +178,7 @@ def restore_store(reader: CacheReader, tmp: str, tokenizer, progress) -> tuple[d
     require(trailer.get("bytes") == hashed and trailer.get("sha256") == digest, name,
             "trailer: the checksum of the stream does not match (damaged file)")
     reader.expect_end()
+    files.finish()
     write_synced(os.path.join(tmp, MANIFEST_FILE), manifest_bytes)
     if progress is not None:
         progress(file_size, file_size)
@@ -199,22 +210,3 @@ def _read_file_section(reader: CacheReader, expected: str, limit: int, sink) -> 
         sink(data)
         left -= len(data)
     return size
-
-
-class _HashedFile:
-    """A new file whose sha256 is computed as it is written; ``close()`` fsyncs it and returns the digest."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.file = open(path, "wb")
-        self.sha = hashlib.sha256()
-
-    def write(self, data) -> None:
-        self.file.write(data)
-        self.sha.update(data)
-
-    def close(self) -> str:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        return self.sha.hexdigest()

@@ -55,7 +55,7 @@ def _codec_for(output: str, codec: str | None) -> str:
                    "(train.bin), llmc (folder of shards), olmo (folder of .npy + .csv.gz), litdata (folder).")
 @click.option("--codec", type=click.Choice(["gzip", "zstd", "none"]), default=None,
               help="Compression (default: zstd for a .zst name, none for .npy, else gzip).")
-@click.option("--level", type=int, default=None, help="Compression level: gzip 1-9 (default 6), zstd 1-19 (default 3).")
+@click.option("--level", type=int, default=None, help="Compression level: gzip 1-9 (default 5), zstd 1-19 (default 3).")
 @click.option("--threads", type=click.IntRange(min=0), default=None,
               help="zstd compression threads (default: all cores; the bytes do not depend on it, except 0 = none).")
 @click.option("--no-tokenizer", is_flag=True, help="Leave the tokenizer out (import then finds GPT-2 by itself; any other needs --tokenizer).")
@@ -110,7 +110,7 @@ def export_command(store, output, fmt, codec, level, threads, no_tokenizer, link
     finally:
         progress.close()
     if not quiet:
-        click.echo(f"{output}: {summary['tokens']:,} tokens, {summary['documents']:,} documents, "
+        click.echo(f"{output}: {counted(summary['tokens'], 'token')}, {counted(summary['documents'], 'document')}, "
                    f"{_mb(summary['raw_bytes'])} -> {_mb(summary['bytes'])} ({fmt}, {summary['codec']}"
                    f"{' level ' + str(summary['level']) if summary['codec'] != 'none' else ''}; ratio {summary['ratio']:.2f}x) in {summary['seconds']:.1f} s "
                    f"({summary['mb_per_s']:,.1f} MB/s)")
@@ -166,8 +166,8 @@ def import_command(cache, output, tokenizer, eos_token, shard_tokens, fmt, dtype
         if summary["format"] != "mmtok":
             extra = f"; one document, tokenizer {summary['tokenizer']}" + (
                 ", eos appended" if summary.get("eos_appended") else "")
-        click.echo(f"{output}: {summary['tokens']:,} tokens, {summary['documents']:,} documents, "
-                   f"{summary['shards']} shards from {_mb(summary['bytes'])} ({summary['format']}, {summary['codec']}; "
+        click.echo(f"{output}: {counted(summary['tokens'], 'token')}, {counted(summary['documents'], 'document')}, "
+                   f"{counted(summary['shards'], 'shard')} from {_mb(summary['bytes'])} ({summary['format']}, {summary['codec']}; "
                    f"ratio {summary['ratio']:.2f}x) in {summary['seconds']:.1f} s ({summary['mb_per_s']:,.1f} MB/s)"
                    f"{extra}")
 

@@ -14,7 +14,7 @@ import os
 
 from ..base.constants import DOCS_SUFFIX, SHARDS_DIR, TOKENIZER_FILE, TOKENS_SUFFIX
 from ..base.errors import CorruptStoreError
-from .shardcheck import check_shard_contents, store_file_sha256
+from .shardcheck import check_shard_contents, store_file_sha256, verify_report
 from .store import Store
 
 __all__ = ["check_remote_store", "remote_leftovers"]
@@ -36,13 +36,7 @@ def check_remote_store(store: Store, *, on_shard=None) -> dict:
             problems.append(str(exc))
         if on_shard is not None:
             on_shard(i)
-    return {
-        "shards": len(store.shards),
-        "tokens": store.num_tokens,
-        "documents": store.num_documents,
-        "leftovers": remote_leftovers(store),
-        "problems": problems,
-    }
+    return verify_report(store, problems, remote_leftovers(store))
 
 
 def _fetch_checked(store: Store, relative: str, sha256: str | None) -> None:

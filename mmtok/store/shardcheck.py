@@ -35,3 +35,14 @@ def check_shard_contents(store, i: int, shard: dict, where: str) -> None:
     store.shard_docs(i)  # offsets increasing, inside the shard, each just past an eos (checked as mapped)
     if not shard["documents"] and i == len(store.shards) - 1 and shard["tokens"]:
         raise CorruptStoreError(f"{where}: the store's last document does not end (no document end in its last shard)")
+
+
+def verify_report(store, problems: list[str], leftovers: list[str]) -> dict:
+    """What `mmtok verify` prints, for a local or a remote store alike."""
+    return {
+        "shards": len(store.shards),
+        "tokens": store.num_tokens,
+        "documents": store.num_documents,
+        "leftovers": leftovers,
+        "problems": problems,
+    }

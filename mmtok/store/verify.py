@@ -19,7 +19,7 @@ from ..base.constants import (
 )
 from ..base.errors import CorruptStoreError
 from .safefile import file_kind, inside
-from .shardcheck import check_shard_contents, store_file_sha256
+from .shardcheck import check_shard_contents, store_file_sha256, verify_report
 from .store import Store, shard_paths
 
 
@@ -64,13 +64,7 @@ def check_store(path: str, *, on_shard=None) -> dict:
             problems.append(str(exc))
         if on_shard is not None:
             on_shard(i)
-    return {
-        "shards": len(store.shards),
-        "tokens": store.num_tokens,
-        "documents": store.num_documents,
-        "leftovers": leftover_files(store),
-        "problems": problems,
-    }
+    return verify_report(store, problems, leftover_files(store))
 
 
 def _check_shard(store: Store, i: int, shard: dict) -> None:
