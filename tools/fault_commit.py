@@ -24,7 +24,7 @@ from mmtok.base.errors import StoreError
 from mmtok.store.commit import commit
 from mmtok.store.partition import build_partition
 
-from fault_inject import SETTINGS, _fault_missed, forked, snapshot  # noqa: I001 - tools/ is on the path
+from fault_inject import SETTINGS, faulted, forked, snapshot  # noqa: I001 - tools/ is on the path
 
 PARTITION_SETTINGS = {key: SETTINGS[key] for key in ("shard_tokens", "chunk_bytes", "workers")}
 # Passed once per shard or partition (kill at the 1st and a later pass), or once per commit.
@@ -75,26 +75,12 @@ def _verified_tokens(path: str) -> np.ndarray | None:
         return None
 
 
-def _faulted(tally, scenario: str, job, fault: str) -> str | None:
-    """Run ``job`` with ``fault``; the trial's detail line, or None when the outcome was already tallied
-    (the fault never fired, or the process crashed instead of failing cleanly)."""
-    code, message = forked(job, fault)
-    detail = f"{fault}: exit {code} {message.strip()[:300]}"
-    if code == 0:
-        tally.miss(scenario, detail)
-        return None
-    if code == 3 or _fault_missed(fault, code, message):
-        tally.add(scenario, lost=True, unopenable=False, identical=False, detail="crashed: " + detail)
-        return None
-    return detail
-
-
 def commit_trial(tally, refs: Partitioned, scratch: str, fault: str) -> None:
     scenario = "SIGKILL `mmtok commit` at each step" if fault.startswith("kill") else "full disk (ENOSPC) in commit"
     out = os.path.join(scratch, "commit", "root.mmtok")
     shutil.rmtree(os.path.dirname(out), ignore_errors=True)
     shutil.copytree(refs.parts, out)
-    detail = _faulted(tally, scenario, refs.commit(out), fault)
+    _, detail = faulted(tally, scenario, refs.commit(out), fault)
     if detail is None:
         return
     if os.path.exists(os.path.join(out, "manifest.json")):  # committed: it must verify, whole
@@ -121,7 +107,7 @@ def partition_trial(tally, refs: Partitioned, scratch: str, fault: str) -> None:
     shutil.rmtree(part0)
     if fault.startswith("kill:partition-removed"):
         shutil.copytree(os.path.join(refs.stale, "partitions", "000000"), part0)
-    detail = _faulted(tally, scenario, refs.build(out, 0), fault)
+    _, detail = faulted(tally, scenario, refs.build(out, 0), fault)
     if detail is None:
         return
     lost = unopenable = False

@@ -214,19 +214,28 @@ def store_trial(tally, corpus, scenario, workdir, fault, *, prepare, job, refere
     return code
 
 
+def faulted(tally, scenario: str, job, fault: str) -> tuple[int, str | None]:
+    """Run ``job`` with ``fault``: its exit code and the trial's detail line, or None for the detail when
+    the outcome is already tallied (the fault never fired, or the process crashed instead of failing cleanly)."""
+    code, message = forked(job, fault)
+    detail = f"{fault}: exit {code} {message.strip()[:300]}"
+    if code == 0:
+        tally.miss(scenario, detail)
+        return code, None
+    if code == 3 or _fault_missed(fault, code, message):
+        tally.add(scenario, lost=True, unopenable=False, identical=False, detail="crashed: " + detail)
+        return code, None
+    return code, detail
+
+
 def target_trial(tally, scenario, workdir, fault, *, job, reference, name):
     """One fault in a write that renames a finished result into place (import, merge, export)."""
     out = os.path.join(workdir, name)
     parent = os.path.dirname(out)
     shutil.rmtree(parent, ignore_errors=True)
     os.makedirs(parent)
-    code, message = forked(job(out), fault)
-    detail = f"{fault}: exit {code} {message.strip()[:300]}"
-    if code == 0:
-        tally.miss(scenario, detail)
-        return code
-    if code == 3 or _fault_missed(fault, code, message):
-        tally.add(scenario, lost=True, unopenable=False, identical=False, detail="crashed: " + detail)
+    code, detail = faulted(tally, scenario, job(out), fault)
+    if detail is None:
         return code
     unopenable = False
     if os.path.exists(out):  # it appears whole or not at all
