@@ -32,7 +32,10 @@ DIRTY = st.text(alphabet=st.sampled_from('ab ,"\n\r\xe9\x00'), max_size=12)
 
 def _written(fields: list[str], quoting: int, ending: str) -> bytes:
     out = io.StringIO(newline="")
-    csv.writer(out, quoting=quoting, lineterminator=ending).writerows([[f] for f in fields])
+    try:
+        csv.writer(out, quoting=quoting, lineterminator=ending).writerows([[f] for f in fields])
+    except csv.Error:  # Python 3.10's writer refuses NUL ("need to escape"): quote every field by hand, as 3.11+ would
+        return "".join('"' + f.replace('"', '""') + '"' + ending for f in fields).encode("utf-8")
     return out.getvalue().encode("utf-8")
 
 
