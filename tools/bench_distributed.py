@@ -62,6 +62,7 @@ def same_stream(a, b) -> None:
 def bench_build(args, work, text, size):
     cores = args.cores
     results = {"inproc": [], "single": [], "ranks": [], "ray": []}
+    shutil.rmtree(os.path.join(work, "inproc.mmtok"), ignore_errors=True)  # an earlier run's, maybe of another size
     mmtok.build([text], os.path.join(work, "inproc.mmtok"), workers=cores)  # loads the tokenizer once
     ray_init = None
     if not args.no_ray:
