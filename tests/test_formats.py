@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import formatreaders as readers
+from storetools import mixed_store
 from mmtok.formats import export_format, import_format
 from mmtok.formats.storewrite import StoreWriter
-from mmtok.store import Store, build, verify_store
+from mmtok.store import Store, verify_store
 from mmtok.tokenize.tokenizer import load_tokenizer
 
 ROUND_TRIP = ["megatron", "hf", "parquet", "nanogpt", "llmc", "olmo"]
@@ -33,15 +34,7 @@ def needs_arrow(fmt):
 @pytest.fixture(scope="module")
 def real_store(tmp_path_factory, docs_prose):
     """Real text over several shards: one bulk document that spans shards, then one document per line."""
-    folder = tmp_path_factory.mktemp("formats")
-    bulk = folder / "bulk.txt"
-    bulk.write_text(docs_prose[:40_000], encoding="utf-8")
-    lines = folder / "lines.txt"
-    lines.write_text(docs_prose[40_000:90_000], encoding="utf-8")
-    path = folder / "real.mmtok"
-    build(str(bulk), str(path), shard_tokens=3000, chunk_bytes=4000)
-    build(str(lines), str(path), append=True, line_by_line=True, shard_tokens=3000, chunk_bytes=4000)
-    store = Store(path)
+    store = mixed_store(tmp_path_factory.mktemp("formats"), docs_prose[:40_000], docs_prose[40_000:90_000], "real.mmtok")
     assert len(store.shards) > 3 and store.num_documents > 50
     return store
 

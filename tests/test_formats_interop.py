@@ -10,24 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from storetools import mixed_store
 
 from mmtok.formats import export_format, import_format
-from mmtok.store import Store, build, verify_store
+from mmtok.store import verify_store
 
 pytestmark = pytest.mark.interop
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, docs_prose):
-    folder = tmp_path_factory.mktemp("interop")
-    bulk = folder / "bulk.txt"
-    bulk.write_text(docs_prose[:30_000], encoding="utf-8")
-    lines = folder / "lines.txt"
-    lines.write_text(docs_prose[30_000:60_000], encoding="utf-8")
-    path = folder / "s.mmtok"
-    build(str(bulk), str(path), shard_tokens=3000, chunk_bytes=4000)
-    build(str(lines), str(path), append=True, line_by_line=True, shard_tokens=3000, chunk_bytes=4000)
-    return Store(path)
+    return mixed_store(tmp_path_factory.mktemp("interop"), docs_prose[:30_000], docs_prose[30_000:60_000], "s.mmtok")
 
 
 def documents(store):

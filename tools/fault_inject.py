@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
 import json
 import os
 import random
@@ -40,21 +39,9 @@ import mmtok
 from mmtok.base import faults
 from mmtok.base.errors import MmtokError, StoreError
 
+from snapshots import snapshot  # noqa: I001 - tools/ is on the path
+
 SETTINGS = dict(shard_tokens=4000, chunk_bytes=6000, workers=1)
-
-
-def snapshot(path) -> dict:
-    """Every file under ``path`` (relative name -> sha256); a file path gives {"": sha}."""
-    if os.path.isfile(path):
-        with open(path, "rb") as f:
-            return {"": hashlib.sha256(f.read()).hexdigest()}
-    found = {}
-    for root, _, files in os.walk(path):
-        for name in files:
-            full = os.path.join(root, name)
-            with open(full, "rb") as f:
-                found[os.path.relpath(full, path)] = hashlib.sha256(f.read()).hexdigest()
-    return found
 
 
 def forked(job, fault: str | None = None) -> tuple[int, str]:
