@@ -101,6 +101,34 @@ def test_deleted_syntax_bytes_never_join_an_invalid_character_into_a_valid_one(b
     assert parse_block(block, at_eof=False, field_limit=1 << 20) is None
 
 
+@pytest.mark.parametrize("block, rows", [
+    (b"plain\nrows: no copy\n", ["plain", "rows: no copy"]),  # nothing deleted: decoded and split as it is
+    (b"crlf\r\nrows\r\n", ["crlf", "rows"]),  # \r deleted, split on \n
+    (b'"a\nb"\nc\n', ["a\nb", "c"]),  # a field holds a newline: records end at NUL
+    (b'"a\r\nb"\r\n\r\n"c"\r\n', ["a\r\nb", "c"]),  # ... with \r\n inside the field kept, a blank line dropped
+    (b'"a\rb"\r\n', ["a\rb"]),  # a \r inside quotes is text
+    (b'"""a"""\n""""\n""\n', ['"a"', '"', ""]),  # doubled quotes at a field's ends; an empty quoted field is a row
+    (b'"x""y"', ['x"y']),  # starts and ends with a quote (at the file end, no newline)
+    (b'"a"\n\n\r\n"b"', ["a", "b"]),
+    (b'a\r\nb\r\n"cut, ""here\r\nstill', ["a", "b"]),  # quotes and commas only in the record left for later
+    (b"\n\r\n", []),
+])
+def test_each_shape_gives_the_rows_csv_gives(block, rows):
+    at_eof = block.endswith(b'"')
+    texts, consumed, _ = parse_block(block, at_eof=at_eof, field_limit=1 << 24)
+    assert texts == csv_rows(block[:consumed]) == rows
+
+
+@pytest.mark.parametrize("block, why", [
+    (b'"a\xffb"\n', "0xFF (the deletion mark) inside a field"), (b"ok\n\xff\n", "0xFF in a plain row"),
+    (b'x\n"a"b\n', "text after a close"), (b'x\n"a"\rb\n', "a \\r after a close that is no line end"),
+    (b'x\na"b"\n', "a quote opening inside a field"), (b'"a",\n', "a comma after a close"),
+    (b'"a"\n,\n', "a comma outside quotes after a quoted row"), (b'"a\x00"\n', "NUL inside quotes"),
+])
+def test_blocks_with_syntax_errors_anywhere_are_left_to_csv(block, why):
+    assert parse_block(block, at_eof=False, field_limit=1 << 24) is None, why
+
+
 def test_a_record_cut_by_the_block_end_is_left_for_the_next_block():
     texts, consumed, lines = parse_block(b'one\n"two\nstill two', at_eof=False, field_limit=100)
     assert (texts, consumed, lines) == (["one"], 4, 1)
