@@ -2,7 +2,8 @@
 
 ```
 python tools/bench_stages.py [--megabytes 100] [--tokenizer llama3-style.json] [--workdir /tmp/mmtok-bench-stages]
-python tools/bench_stages.py --csv rows.csv     # line by line: a one-column CSV (bench_engines.py --parts rows writes one)
+python tools/bench_stages.py --csv rows.csv [--runs 5]  # line by line: a one-column CSV (bench_engines.py --parts rows
+                                                        # writes one), each stage's median CPU of --runs runs
 ```
 
 The same text as tools/bench_engines.py (`corpus.py`). Every stage runs alone
@@ -40,10 +41,14 @@ class _Replay:
         return self._result
 
 
-def _timed(rows: list, name: str, function, *args):
-    start = time.thread_time()
-    result = function(*args)
-    rows.append((name, time.thread_time() - start))
+def _timed(rows: list, name: str, function, *args, runs: int = 1):
+    """Run ``function(*args)`` ``runs`` times; record the median CPU seconds, return the last result."""
+    seconds = []
+    for _ in range(max(1, runs)):
+        start = time.thread_time()
+        result = function(*args)
+        seconds.append(time.thread_time() - start)
+    rows.append((name, sorted(seconds)[len(seconds) // 2]))
     return result
 
 
@@ -53,6 +58,7 @@ def main() -> None:
     parser.add_argument("--tokenizer", default=None, help="a tokenizer.json (default: the bundled GPT-2)")
     parser.add_argument("--workdir", default="/tmp/mmtok-bench-stages")
     parser.add_argument("--csv", default=None, help="time the stages of a one-column CSV instead (header row first)")
+    parser.add_argument("--runs", type=int, default=1, help="--csv: each stage's median CPU of this many runs")
     args = parser.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     if args.csv:
@@ -136,8 +142,13 @@ def csv_stages(args) -> None:
 
     tok = load_tokenizer(args.tokenizer) if args.tokenizer else load_tokenizer()
     rows: list = []
-    with open(args.csv, "rb") as f:
-        data = _timed(rows, "read the file", f.read)
+    runs = max(1, args.runs)
+
+    def read():
+        with open(args.csv, "rb") as f:
+            return f.read()
+
+    data = _timed(rows, "read the file", read, runs=runs)
     blocks, pos = [], data.index(b"\n") + 1  # after the header
     while pos < len(data):  # the reader's blocks: 1 MiB completed to a line end
         stop = data.find(b"\n", pos + (1 << 20))
@@ -154,17 +165,18 @@ def csv_stages(args) -> None:
             out.append(parsed[0])
         return out
 
-    chunks = _timed(rows, "parse_block (numpy passes + the strs)", parse)
+    chunks = _timed(rows, "parse_block (numpy passes + the strs)", parse, runs=runs)
     joined = [("\0".join(texts)).encode("utf-8") for texts in chunks]
     _timed(rows, "  of which the floor: decode + split into one str per row",
-           lambda: [block.decode("utf-8").split("\0") for block in joined])
-    _timed(rows, "the reader's ends list ([True] * rows)", lambda: [[True] * len(texts) for texts in chunks])
-    encoded = _timed(rows, "ENGINE: encode_flat (one call per chunk)", lambda: [tok.encode_flat(t) for t in chunks])
+           lambda: [block.decode("utf-8").split("\0") for block in joined], runs=runs)
+    _timed(rows, "the reader's ends list ([True] * rows)", lambda: [[True] * len(texts) for texts in chunks], runs=runs)
+    encoded = _timed(rows, "ENGINE: encode_flat (one call per chunk)", lambda: [tok.encode_flat(t) for t in chunks],
+                     runs=runs)
     _timed(rows, "eos placement and cast (encode_chunk without the engine)",
-           lambda: [encode_chunk(_Replay(tok, e), t, [True] * len(t)) for e, t in zip(encoded, chunks)])
+           lambda: [encode_chunk(_Replay(tok, e), t, [True] * len(t)) for e, t in zip(encoded, chunks)], runs=runs)
     engine = dict(rows)["ENGINE: encode_flat (one call per chunk)"]
     print(f"# {machine()}; {len(data) / 1e6:.1f} MB, {sum(map(len, chunks)):,} rows in {len(chunks)} chunks, "
-          f"engine {tok.engine}, load {os.getloadavg()[0]:.1f}")
+          f"engine {tok.engine}, load {os.getloadavg()[0]:.1f}, median CPU of {runs} run(s)")
     print("| stage (one thread) | CPU s | per engine CPU |\n| --- | ---: | ---: |")
     for name, seconds in rows:
         print(f"| {name} | {seconds:.3f} | {seconds / engine:.3f} |")

@@ -5,22 +5,25 @@ rows is slower than tokenizing them.  Most one-column CSV files have a strict
 RFC 4180 shape that can be parsed a block at a time instead:
 
 - a record ends at a ``\\n`` preceded by an even number of ``"`` bytes (counted
-  from the block start, which is a record start): the parity of every newline
-  is one ``numpy.searchsorted`` of the newline offsets into the quote offsets;
+  from the block start, which is a record start): one numpy pass finds the
+  offsets of the few bytes that matter (newline, quote, ``\\r``, comma), and a
+  running count of the quotes among them gives the parity of each;
 - a record is either unquoted (no ``"`` and no ``,``) and taken as it is, or
   quoted: ``"`` at its first byte and its last, every ``"`` between them
   doubled; its text is ``record[1:-1].replace('""', '"')``;
+- a record may end with ``\\r\\n`` (the ``\\r`` is no text);
 - an empty record is a blank line (no row).
 
 :func:`parse_block` says whether a block has exactly that shape (checked with
-numpy on the quote and comma offsets: every opening quote starts a record,
-every closing one ends it, no comma outside quotes, no ``\\r`` or NUL byte, valid
-UTF-8, no field over the field limit).  Under those conditions the grammar is
-unambiguous and ``csv.reader`` returns the same rows, so anything else
-(dialect oddities, a quote inside an unquoted field, CRLF line ends, a file
-with several columns, an unclosed quote, invalid UTF-8) is left to the
-``csv`` module, which also writes the error messages (tests/test_csvfast.py
-checks the identity against ``csv.reader`` with hypothesis).
+numpy on those offsets: every opening quote starts a record, every closing one
+ends it, no comma outside quotes, no ``\\r`` outside quotes but those of
+``\\r\\n``, no NUL or 0xFF byte, valid UTF-8, no field over the field limit).
+Under those conditions the grammar is unambiguous and ``csv.reader`` returns
+the same rows, so anything else (dialect oddities, a quote inside an unquoted
+field, a lone ``\\r`` line end, a file with several columns, an unclosed quote,
+invalid UTF-8) is left to the ``csv`` module, which also writes the error
+messages (tests/test_csvfast.py checks the identity against ``csv.reader`` with
+hypothesis).
 """
 
 from __future__ import annotations
