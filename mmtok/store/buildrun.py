@@ -123,8 +123,10 @@ class BuildRun:
             raise
         finally:
             chunks.close()  # stops the reading thread and closes the input at once, also on errors
-        self.sink.shutdown()
-        self._commit_manifest()
+        try:
+            self._commit_manifest()  # waits for the last checksums after writing what it can meanwhile
+        finally:
+            self.sink.shutdown()
 
     def _encode_all(self, chunks, workers: int, progress) -> None:
         """Encode every chunk on ``workers`` threads and write the tokens in order, journaling progress."""
@@ -151,7 +153,6 @@ class BuildRun:
             last_commit, since_commit = time.monotonic(), 0
         if self.sink.open_tokens:
             self._close_shard()
-        self._collect_checksums(wait=True)
 
     def _close_shard(self) -> None:
         """Close the open shard; its checksums are computed while the next shard is encoded.
@@ -189,6 +190,7 @@ class BuildRun:
         tokenizer_json = tok.to_json().encode("utf-8")
         if base is None:
             atomic_write_bytes(os.path.join(self.path, TOKENIZER_FILE), tokenizer_json, step="tokenizer")
+        self._collect_checksums(wait=True)  # the last shard's, hashed meanwhile
         inputs = list(base["inputs"]) if base else []
         history = list(base.get("history", [])) if base else []
         history.append({"request_sha256": request_sha256(self.request), "inputs": [len(inputs), len(inputs) + len(self.sources)],
