@@ -2,6 +2,7 @@
 
 ```
 python tools/bench_gil.py [--megabytes 100] [--tokenizer llama3-style.json] [--intervals 0.005,0.0005,0.0002,0.0001] [--runs 5]
+python tools/bench_gil.py --input rows.csv    # part 2 on another input, e.g. a CSV built line by line
 ```
 
 An engine call (fastokens, tiktoken, tokenizers) releases the GIL while it
@@ -67,6 +68,7 @@ def main() -> None:
     parser.add_argument("--tokenizer", default=None, help="a tokenizer.json (default: the bundled GPT-2)")
     parser.add_argument("--intervals", default="0.005,0.0005,0.0002,0.0001")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--input", default=None, help="part 2 builds this file instead of the text")
     parser.add_argument("--workdir", default="/tmp/mmtok-bench-gil")
     args = parser.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
@@ -111,7 +113,9 @@ def main() -> None:
     finally:
         pipeline.BUILD_SWITCH_INTERVAL = default
         shutil.rmtree(store, ignore_errors=True)
-    print(f"\n## mmtok.build of {size / 1e6:,.0f} MB per switch interval during the build "
+    if args.input:
+        text_path, size = args.input, os.path.getsize(args.input)
+    print(f"\n## mmtok.build of {size / 1e6:,.0f} MB ({os.path.basename(text_path)}) per switch interval during the build "
           f"(interleaved, medians of {args.runs}; mmtok's own is {default * 1000:g} ms)\n")
     print("| switch interval | MB/s | CPU s | cores busy | vs 5 ms |")
     print("| ---: | ---: | ---: | ---: | ---: |")
