@@ -62,15 +62,53 @@ LINES = st.one_of(GOOD_LINES, GOOD_LINES, GOOD_LINES, ODD_LINES)
 ENDINGS = st.sampled_from(["\n", "\n", "\n", "\r\n"])
 
 
+# several values on one line: with a line break in place of one of their commas, the lines a naive join misreads
+MULTI = st.lists(st.one_of(records(), VALUES.map(json.dumps)), min_size=2, max_size=3).map(", ".join)
+
+
+@st.composite
+def traps(draw) -> list[str]:
+    """Invalid lines that joined make valid JSON with one element per line, if no proof is asked for.
+
+    An object or array cut in two lines at a comma (the joint puts a comma back), and a line of several
+    values to make up the count: with ``,``-joined lines (``object``), or with the marker join,
+    whose marker the cut array swallows (``array``).
+    """
+    def member(item):
+        return f"{json.dumps(item[0])}: {json.dumps(item[1])}"
+
+    first = [(FIELD, draw(STRINGS)), *draw(st.dictionaries(STRINGS, SCALARS, min_size=1, max_size=3)).items()]
+    extra = [json.dumps({FIELD: draw(STRINGS)}) for _ in range(2)]
+    if draw(st.booleans()):  # object
+        cut = draw(st.integers(1, len(first) - 1))
+        lines = ["{" + ", ".join(map(member, first[:cut])), ", ".join(map(member, first[cut:])) + "}",
+                 ", ".join(extra)]
+    else:  # array
+        values = [json.dumps(v) for v in draw(st.lists(VALUES, min_size=2, max_size=3))]
+        cut = draw(st.integers(1, len(values) - 1))
+        lines = ["{" + member(first[0]) + ', "m": [' + ", ".join(values[:cut]),
+                 ", ".join(values[cut:]) + "]}, " + json.dumps(draw(st.one_of(st.just("\0"), VALUES))) + ", " + extra[0]]
+    return lines
+
+
 @st.composite
 def blocks(draw) -> str:
-    """Lines joined by \\n or \\r\\n (sometimes mixed), sometimes re-cut at random points into other lines."""
+    """Lines joined by \\n or \\r\\n (sometimes mixed); sometimes a line break put in, or put for a comma."""
     lines = draw(st.lists(GOOD_LINES if draw(st.booleans()) else LINES, max_size=12))
+    lines += draw(st.lists(MULTI, max_size=2)) if draw(SOMETIMES) else []
+    lines = draw(st.permutations(lines))
+    if draw(SOMETIMES):
+        at = draw(st.integers(0, len(lines)))
+        lines[at:at] = draw(traps())
     ending = draw(ENDINGS)
     text = "".join(line + (draw(ENDINGS) if draw(st.integers(0, 5)) == 0 else ending) for line in lines)
-    cuts = draw(st.lists(st.integers(0, max(0, len(text) - 1)), min_size=1, max_size=2)) if draw(SOMETIMES) else []
+    cuts = draw(st.lists(st.integers(0, max(0, len(text) - 1)), min_size=1, max_size=3)) if draw(SOMETIMES) else []
     for cut in cuts:  # lines that split a value
-        text = text[:cut] + "\n" + text[cut:]
+        comma = text.find(",", cut)
+        if comma >= 0 and draw(st.booleans()):
+            text = text[:comma] + "\n" + text[comma + 1:]
+        else:
+            text = text[:cut] + "\n" + text[cut:]
     if draw(st.booleans()):
         text = text.rstrip("\n")  # the last line of a file may have no line break
     return text
