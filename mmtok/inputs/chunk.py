@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 from ..base.errors import InputError
 from .sources import Source
@@ -19,13 +20,25 @@ class Chunk:
     start=position)`` continues with exactly the chunks that would follow.
     ``nbytes`` counts the uncompressed UTF-8 bytes consumed by this chunk;
     ``file_offset`` the bytes of the file on disk consumed so far (best effort).
+
+    A reader asked for lazy chunks may leave ``texts`` and ``ends`` None and
+    give ``decode`` instead: :meth:`decoded` runs it where the chunk is
+    encoded (on a worker thread), so the reading thread only reads and cuts.
     """
 
-    texts: list[str]
-    ends: list[bool]
+    texts: list[str] | None
+    ends: list[bool] | None
     position: dict
     nbytes: int
     file_offset: int
+    decode: Callable[[], tuple[list[str], list[bool]]] | None = None
+
+    def decoded(self) -> tuple[list[str], list[bool]]:
+        """``(texts, ends)``, decoding now if the reader deferred it (InputError naming the line if invalid)."""
+        if self.texts is None:
+            self.texts, self.ends = self.decode()
+            self.decode = None
+        return self.texts, self.ends
 
 
 def decode_utf8(data: bytes, source: Source, lines_before: int, offset: int) -> str:

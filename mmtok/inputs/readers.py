@@ -9,6 +9,7 @@ chunks as one that never stopped.  Errors name the file and the 1-based line.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Iterator
 
@@ -23,7 +24,7 @@ from .sources import Source, open_stream
 __all__ = ["Chunk", "iter_chunks"]
 
 def iter_chunks(source: Source, *, start: dict | None = None, chunk_bytes: int = 1 << 20,
-                cut_rules=frozenset({"newline", "space"})) -> Iterator[Chunk]:
+                cut_rules=frozenset({"newline", "space"}), lazy: bool = False) -> Iterator[Chunk]:
     """Yield the chunks of ``source``, from its beginning or from ``start``.
 
     - Bulk text: one piece of about ``chunk_bytes`` per chunk, cut only where
@@ -41,11 +42,15 @@ def iter_chunks(source: Source, *, start: dict | None = None, chunk_bytes: int =
     Line-based kinds batch whole documents until about ``chunk_bytes`` bytes.
     A leading UTF-8 BOM is dropped.  An input without any document raises
     InputError ("... is empty"); so does invalid UTF-8 or a malformed line/row.
+    With ``lazy``, bulk text chunks are cut but not decoded (see
+    :meth:`Chunk.decoded`): the caller decodes them on its encoding threads.
     """
     if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
         raise ValueError(f"chunk_bytes must be a positive int, got {chunk_bytes!r}")
     rules = check_rules(cut_rules)
     name = source.kind if source.kind != "txt" else "txt-lines" if source.line_by_line else "txt-bulk"
+    if name == "txt-bulk":
+        return _bulk_chunks(source, _check_start(source, start, name), chunk_bytes, rules, lazy=lazy)
     return _READERS[name](source, _check_start(source, start, name), chunk_bytes, rules)
 
 
@@ -73,7 +78,7 @@ def _line_start_fits(start: dict, name: str) -> bool:
                                   and 0 <= line_start <= start["offset"])
 
 
-def _bulk_chunks(source, position, chunk_bytes, rules):
+def _bulk_chunks(source, position, chunk_bytes, rules, *, lazy=False):
     offset, lines = position["offset"], position["lines"]
     with open_stream(source, offset=offset) as stream:
         head, skipped = b"", 0
@@ -84,16 +89,23 @@ def _bulk_chunks(source, position, chunk_bytes, rules):
         offset += skipped
         pieces = 0
         for piece, last in iter_pieces(stream.read, chunk_bytes=chunk_bytes, rules=rules, carry=head):
-            texts = _decode_sub_pieces(piece, rules, source, lines, offset)
+            # a span that stops before the file's end leaves its document to the next span
+            decode = functools.partial(_decode_piece, piece, rules, source, lines, offset,
+                                       last and source.ends_at_file_end)
             offset += len(piece)
             lines += count_newlines(piece)
-            # a span that stops before the file's end leaves its document to the next span
-            ends = [False] * (len(texts) - 1) + [last and source.ends_at_file_end]
+            texts, ends = (None, None) if lazy else decode()
             yield Chunk(texts, ends, {"reader": "txt-bulk", "offset": offset, "lines": lines},
-                        len(piece) + skipped, stream.file_offset())
+                        len(piece) + skipped, stream.file_offset(), decode if lazy else None)
             skipped, pieces = 0, pieces + 1
         if position["offset"] == 0 and not pieces:
             raise empty_input(source)
+
+
+def _decode_piece(piece: bytes, rules, source, lines: int, offset: int, ends_document: bool):
+    """A bulk piece's ``(texts, ends)``: its sub-pieces decoded; only the last may end the document."""
+    texts = _decode_sub_pieces(piece, rules, source, lines, offset)
+    return texts, [False] * (len(texts) - 1) + [ends_document]
 
 
 def _decode_sub_pieces(piece: bytes, rules, source, lines: int, offset: int) -> list[str]:

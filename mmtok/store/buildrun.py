@@ -33,7 +33,7 @@ from .manifest import (
     write_journal,
     write_manifest,
 )
-from .pipeline import encode_chunk, ordered_map
+from .pipeline import encode_chunk, ordered_map, prefetched, quick_gil_handoff
 from .writer import ShardSink, remove_unnamed_files
 
 
@@ -98,7 +98,8 @@ class BuildRun:
         for index, (source, state) in enumerate(zip(self.sources, self.progress)):
             if state["complete"]:
                 continue
-            chunks = iter_chunks(source, start=state["position"], chunk_bytes=self.chunk_bytes, cut_rules=self.tok.cut_rules)
+            chunks = iter_chunks(source, start=state["position"], chunk_bytes=self.chunk_bytes,
+                                 cut_rules=self.tok.cut_rules, lazy=True)
             previous = next(chunks, None)
             if previous is None:
                 state["complete"] = True  # resumed exactly at its end
@@ -109,36 +110,49 @@ class BuildRun:
             yield index, previous, True
 
     def execute(self, workers: int, progress) -> None:
-        encode = lambda item: encode_chunk(self.tok, item[1].texts, item[1].ends)  # noqa: E731
-        seconds, nbytes = self.commit_every
-        last_commit, since_commit = time.monotonic(), 0
+        chunks = self._chunks()
+        if workers > 1 and all(source.kind != "texts" for source in self.sources):
+            # Files are read and cut on a thread of their own; a caller's iterable of texts is
+            # consumed on the caller's thread (it may be bound to it, as sqlite3 cursors are).
+            chunks = prefetched(chunks, depth=2)
         try:
-            for (index, chunk, last), (tokens, doc_ends) in ordered_map(encode, self._chunks(), workers=workers):
-                self.sink.write(tokens, doc_ends)
-                fault_point("chunk-written")
-                state = self.progress[index]
-                state["position"], state["complete"] = chunk.position, last
-                state["tokens"] += int(tokens.shape[0])
-                state["documents"] += int(doc_ends.shape[0])
-                if progress is not None:
-                    progress.update(index, chunk, int(tokens.shape[0]))
-                since_commit += chunk.nbytes
-                if self.sink.open_tokens >= self.shard_tokens:
-                    self._close_shard()
-                    self._commit_journal(None)
-                elif since_commit >= nbytes or time.monotonic() - last_commit >= seconds:
-                    self._commit_journal(self.sink.checkpoint())  # mid-shard: the open shard continues on resume
-                else:
-                    continue
-                last_commit, since_commit = time.monotonic(), 0
-            if self.sink.open_tokens:
-                self._close_shard()
-            self._collect_checksums(wait=True)
+            with quick_gil_handoff():
+                self._encode_all(chunks, workers, progress)
         except BaseException:
             self.sink.abort()
             raise
-        self.sink.shutdown()
-        self._commit_manifest()
+        finally:
+            chunks.close()  # stops the reading thread and closes the input at once, also on errors
+        try:
+            self._commit_manifest()  # waits for the last checksums after writing what it can meanwhile
+        finally:
+            self.sink.shutdown()
+
+    def _encode_all(self, chunks, workers: int, progress) -> None:
+        """Encode every chunk on ``workers`` threads and write the tokens in order, journaling progress."""
+        encode = lambda item: encode_chunk(self.tok, *item[1].decoded())  # noqa: E731
+        seconds, nbytes = self.commit_every
+        last_commit, since_commit = time.monotonic(), 0
+        for (index, chunk, last), (tokens, doc_ends) in ordered_map(encode, chunks, workers=workers):
+            self.sink.write(tokens, doc_ends)
+            fault_point("chunk-written")
+            state = self.progress[index]
+            state["position"], state["complete"] = chunk.position, last
+            state["tokens"] += int(tokens.shape[0])
+            state["documents"] += int(doc_ends.shape[0])
+            if progress is not None:
+                progress.update(index, chunk, int(tokens.shape[0]))
+            since_commit += chunk.nbytes
+            if self.sink.open_tokens >= self.shard_tokens:
+                self._close_shard()
+                self._commit_journal(None)
+            elif since_commit >= nbytes or time.monotonic() - last_commit >= seconds:
+                self._commit_journal(self.sink.checkpoint())  # mid-shard: the open shard continues on resume
+            else:
+                continue
+            last_commit, since_commit = time.monotonic(), 0
+        if self.sink.open_tokens:
+            self._close_shard()
 
     def _close_shard(self) -> None:
         """Close the open shard; its checksums are computed while the next shard is encoded.
@@ -176,6 +190,7 @@ class BuildRun:
         tokenizer_json = tok.to_json().encode("utf-8")
         if base is None:
             atomic_write_bytes(os.path.join(self.path, TOKENIZER_FILE), tokenizer_json, step="tokenizer")
+        self._collect_checksums(wait=True)  # the last shard's, hashed meanwhile
         inputs = list(base["inputs"]) if base else []
         history = list(base.get("history", [])) if base else []
         history.append({"request_sha256": request_sha256(self.request), "inputs": [len(inputs), len(inputs) + len(self.sources)],

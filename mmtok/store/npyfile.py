@@ -74,10 +74,23 @@ class NpyStreamWriter:
 
     def finish(self) -> None:
         """Finish the file durably: its final header, flushed and fsynced."""
+        self.seal()
+        self.sync_and_close()
+
+    def seal(self) -> int:
+        """Write the final header and flush: the file's bytes are final (not yet durable).
+
+        Returns a new read-only descriptor of the file, for reading it
+        (hashing) while :meth:`sync_and_close` waits for the disk; the caller
+        closes it.
+        """
         header = npy_header(self.dtype.str, self.length)
         self._file.seek(0)
         self._file.write(header)
         self._file.flush()
+        return os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+
+    def sync_and_close(self) -> None:
         os.fsync(self._file.fileno())
         self._file.close()
 
@@ -113,13 +126,18 @@ def own_file_sha256(path: str, *, block: int = 1 << 24) -> str:
     straight from the page cache: less CPU than reading it into buffers
     first, and no more resident memory than one block.
     """
+    with open(path, "rb") as f:
+        return fd_sha256(f.fileno(), block=block)
+
+
+def fd_sha256(fd: int, *, block: int = 1 << 24) -> str:
+    """:func:`own_file_sha256` of the open file ``fd`` (all its bytes, whatever its position)."""
     block -= block % mmap.ALLOCATIONGRANULARITY  # map offsets must be multiples of it
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        for start in range(0, size, block):
-            with mmap.mmap(f.fileno(), min(block, size - start), offset=start, access=mmap.ACCESS_READ) as part:
-                digest.update(part)  # releases the GIL
+    size = os.fstat(fd).st_size
+    for start in range(0, size, block):
+        with mmap.mmap(fd, min(block, size - start), offset=start, access=mmap.ACCESS_READ) as part:
+            digest.update(part)  # releases the GIL
     return digest.hexdigest()
 
 

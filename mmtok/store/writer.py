@@ -25,7 +25,7 @@ from ..base.constants import (
 )
 from ..base.faults import fault_point
 from .manifest import JOURNAL_FILE, MANIFEST_FILE, fsync_dir
-from .npyfile import NpyStreamWriter, own_file_sha256
+from .npyfile import NpyStreamWriter, fd_sha256, own_file_sha256
 
 
 def shard_name(index: int) -> str:
@@ -99,14 +99,17 @@ class ShardSink:
 
         Returns the entry without its checksums (name and counts: the files are
         final and durable when this returns, so a journal may name them) and a
-        Future of the whole entry. Reading the files back for their sha256 then
-        overlaps with whatever the caller does next (encoding).
+        Future of the whole entry. Reading the files back for their sha256
+        starts as soon as their bytes are final, so it overlaps with waiting
+        for the disk (fsync) and then with whatever the caller does next (encoding).
         """
         if self._hasher is None:
             self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmtok-sha256")
-        finished = self._finish_shard()
-        name, _, tokens, documents = finished
-        return {"name": name, "tokens": tokens, "documents": documents}, self._hasher.submit(_entry, *finished)
+        entry = {"name": shard_name(self.next_index), "tokens": self._tokens.length, "documents": self._docs.length}
+        hashed: list[Future] = []
+        self._finish_shard(lambda tokens_fd, docs_fd: hashed.append(
+            self._hasher.submit(_sealed_entry, entry, tokens_fd, docs_fd)))
+        return entry, hashed[0]
 
     def checksummed(self, entry: dict) -> dict:
         """``entry`` with its checksums, read from its (final) files if a journal recorded it without them."""
@@ -114,11 +117,27 @@ class ShardSink:
             return entry
         return _entry(entry["name"], os.path.join(self.folder, entry["name"]), entry["tokens"], entry["documents"])
 
-    def _finish_shard(self) -> tuple[str, str, int, int]:
+    def _finish_shard(self, hash_sealed=None) -> tuple[str, str, int, int]:
+        """Close the open shard's files durably under their final names.
+
+        ``hash_sealed(tokens_fd, docs_fd)``, if given, receives descriptors of
+        both files (its to close) once their bytes are final, before the fsyncs.
+        """
         name = shard_name(self.next_index)
         tokens, docs = self._tokens, self._docs
-        tokens.finish()
-        docs.finish()
+        if hash_sealed is None:
+            tokens.finish()
+            docs.finish()
+        else:
+            tokens_fd = tokens.seal()
+            try:
+                docs_fd = docs.seal()
+            except BaseException:
+                os.close(tokens_fd)
+                raise
+            hash_sealed(tokens_fd, docs_fd)
+            tokens.sync_and_close()
+            docs.sync_and_close()
         fault_point("shard-synced")
         final = os.path.join(self.folder, name)
         os.replace(tokens.path, final + TOKENS_SUFFIX)
@@ -153,6 +172,15 @@ def _entry(name: str, final: str, tokens: int, documents: int) -> dict:
         "tokens_sha256": own_file_sha256(final + TOKENS_SUFFIX),
         "docs_sha256": own_file_sha256(final + DOCS_SUFFIX),
     }
+
+
+def _sealed_entry(entry: dict, tokens_fd: int, docs_fd: int) -> dict:
+    """``entry`` with the sha256 of the shard's two files, read from descriptors of them (closed here)."""
+    try:
+        return {**entry, "tokens_sha256": fd_sha256(tokens_fd), "docs_sha256": fd_sha256(docs_fd)}
+    finally:
+        os.close(tokens_fd)
+        os.close(docs_fd)
 
 
 def remove_unnamed_files(store: str, keep_shards: set[str], keep_open: str | None = None) -> None:
