@@ -14,6 +14,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+import mmtok
 from mmtok.base.errors import InputError
 from mmtok.inputs import jsonlfast
 from mmtok.inputs.jsonlfast import BlockParser
@@ -176,17 +177,17 @@ def test_other_blocks_are_left_to_the_lines(text, why):
     assert parser.texts(text) is None, why
 
 
-def _documents(path, chunk_bytes, **options):
+def _documents(path, chunk_bytes, lazy=False):
     try:
-        return [(chunk.texts, chunk.position) for chunk in
-                iter_chunks(resolve_source(str(path), **options), chunk_bytes=chunk_bytes)]
+        return [(chunk.decoded(), chunk.position, chunk.nbytes) for chunk in
+                iter_chunks(resolve_source(str(path)), chunk_bytes=chunk_bytes, lazy=lazy)]
     except InputError as error:
         return ("error", str(error), error.line)
 
 
 @given(text=blocks(), chunk_bytes=st.integers(min_value=1, max_value=200), bom=st.booleans())
 @settings(max_examples=300, deadline=None)
-def test_files_read_in_chunks_equal_the_line_by_line_reader(tmp_path_factory, text, chunk_bytes, bom):
+def test_files_read_in_chunks_equal_the_line_by_line_reader_lazy_or_not(tmp_path_factory, text, chunk_bytes, bom):
     path = tmp_path_factory.mktemp("jsonlfast") / "t.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" * bom + text.encode("utf-8", "surrogatepass"))
     fast = _documents(path, chunk_bytes)
@@ -194,6 +195,7 @@ def test_files_read_in_chunks_equal_the_line_by_line_reader(tmp_path_factory, te
         patch.setattr(jsonlfast.BlockParser, "texts", lambda self, text: None)  # every line on its own
         slow = _documents(path, chunk_bytes)
     assert fast == slow
+    assert _documents(path, chunk_bytes, lazy=True) == fast  # parsed where the build encodes: the same chunks
 
 
 def test_errors_after_bulk_blocks_name_the_right_line(tmp_path):
@@ -216,3 +218,40 @@ def test_resuming_at_any_chunk_gives_the_chunks_that_followed(tmp_path):
     for i in (0, 7, len(chunks) - 2):
         again = list(iter_chunks(source, start=chunks[i].position, chunk_bytes=2000))
         assert [(c.texts, c.position) for c in again] == [(c.texts, c.position) for c in chunks[i + 1:]]
+
+
+def _mixed_jsonl(docs_prose: str) -> str:
+    """Flat, nested and indented records (blocks of each kind of parse), blank and CRLF lines."""
+    out = []
+    for i, para in enumerate(p for p in docs_prose.split("\n") if p.strip()):
+        record = {"text": para, "id": i} if i % 3000 < 2000 else {"meta": {"i": [i]}, "text": para}
+        out.append((" " if i % 3000 >= 2900 else "") + json.dumps(record, ensure_ascii=i % 2 == 0)
+                   + ("\r\n" if i % 7 == 0 else "\n") + ("\n" if i % 11 == 0 else ""))
+    return "".join(out)
+
+
+def test_threaded_jsonl_builds_write_the_same_bytes_as_one_thread_and_as_line_by_line(tmp_path, docs_prose):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(_mixed_jsonl(docs_prose), encoding="utf-8")
+    stores = [mmtok.build(str(path), str(tmp_path / f"w{w}.mmtok"), chunk_bytes=20_000, shard_tokens=30_000,
+                          workers=w) for w in (1, 2, 3)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jsonlfast.BlockParser, "texts", lambda self, text: None)  # every line on its own
+        stores.append(mmtok.build(str(path), str(tmp_path / "lines.mmtok"), chunk_bytes=20_000,
+                                  shard_tokens=30_000, workers=2))
+    assert len(stores[0].shards) > 2 and stores[0].num_documents == path.read_text().count('"text"') > 6000
+    shards = [[p.read_bytes() for p in sorted((tmp_path / store.path).glob("shards/*"))] for store in stores]
+    assert all(other == shards[0] for other in shards[1:])
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_bad_line_deep_in_a_threaded_jsonl_build_names_its_line_and_leaves_no_store(tmp_path, docs_prose, workers):
+    lines = _mixed_jsonl(docs_prose).split("\n")
+    at = len(lines) * 3 // 4
+    lines.insert(at, '{"text": "a", "body": 1')
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    store = tmp_path / "s.mmtok"
+    with pytest.raises(InputError, match=rf"bad.jsonl:{at + 1}: not valid JSON"):
+        mmtok.build(str(path), str(store), chunk_bytes=10_000, workers=workers)
+    assert not store.exists()

@@ -11,6 +11,7 @@ is not an object, a missing or non-string field, nesting deeper than
 
 from __future__ import annotations
 
+import functools
 import json
 
 from ..base.errors import InputError
@@ -25,20 +26,33 @@ _JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", floa
                bool: "boolean", type(None): "null"}
 
 
-def jsonl_chunks(source, position, chunk_bytes, rules):
-    """The reader of ``iter_chunks`` for JSONL (``rules`` do not apply: a JSON line is read whole)."""
-    documents, parser = 0, BlockParser(source.field)
+def jsonl_chunks(source, position, chunk_bytes, rules, *, lazy: bool = False):
+    """The reader of ``iter_chunks`` for JSONL (``rules`` do not apply: a JSON line is read whole).
+
+    With ``lazy``, a chunk is parsed by :meth:`Chunk.decoded`, on the build's
+    encoding threads; which blocks make chunks does not depend on it: those
+    with a non-blank line (each such line is a document, or an error).
+    """
+    parser, blocks = BlockParser(source.field), 0
     for text, first_line, nbytes, offset, lines, file_offset, *_ in line_blocks(
             source, position, chunk_bytes, pieces=False, what="JSON line"):
-        texts = parser.texts(text)
-        if texts is None:
-            texts = reference_texts(text, first_line, source.field, source.display)
-        if texts:
-            documents += len(texts)
-            yield Chunk(texts, [True] * len(texts), {"reader": "jsonl", "offset": offset, "lines": lines},
-                        nbytes, file_offset)
-    if position["offset"] == 0 and not documents:
+        if not text or text.isspace():
+            continue  # blank lines only
+        blocks += 1
+        decode = functools.partial(_parse, parser, text, first_line, source.display)
+        texts, ends = (None, None) if lazy else decode()
+        yield Chunk(texts, ends, {"reader": "jsonl", "offset": offset, "lines": lines}, nbytes, file_offset,
+                    decode if lazy else None)
+    if position["offset"] == 0 and not blocks:
         raise empty_input(source, " (it has no non-blank line)")
+
+
+def _parse(parser: BlockParser, text: str, first_line: int, display: str) -> tuple[list[str], list[bool]]:
+    """A block's ``(texts, ends)``: in bulk, or line by line where the bulk parse declines it."""
+    texts = parser.texts(text)
+    if texts is None:
+        texts = reference_texts(text, first_line, parser.field, display)
+    return texts, [True] * len(texts)
 
 
 def reference_texts(text: str, first_line: int, field: str, display: str) -> list[str]:

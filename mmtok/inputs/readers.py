@@ -42,8 +42,9 @@ def iter_chunks(source: Source, *, start: dict | None = None, chunk_bytes: int =
     Line-based kinds batch whole documents until about ``chunk_bytes`` bytes.
     A leading UTF-8 BOM is dropped.  An input without any document raises
     InputError ("... is empty"); so does invalid UTF-8 or a malformed line/row.
-    With ``lazy``, bulk text chunks are cut but not decoded (see
-    :meth:`Chunk.decoded`): the caller decodes them on its encoding threads.
+    With ``lazy``, bulk text chunks are cut but not decoded, and JSONL blocks
+    not parsed (see :meth:`Chunk.decoded`): the caller does it on its
+    encoding threads.
     """
     if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
         raise ValueError(f"chunk_bytes must be a positive int, got {chunk_bytes!r}")
@@ -51,6 +52,8 @@ def iter_chunks(source: Source, *, start: dict | None = None, chunk_bytes: int =
     name = source.kind if source.kind != "txt" else "txt-lines" if source.line_by_line else "txt-bulk"
     if name == "txt-bulk":
         return _bulk_chunks(source, _check_start(source, start, name), chunk_bytes, rules, lazy=lazy)
+    if name == "jsonl":
+        return jsonl_chunks(source, _check_start(source, start, name), chunk_bytes, rules, lazy=lazy)
     return _READERS[name](source, _check_start(source, start, name), chunk_bytes, rules)
 
 
