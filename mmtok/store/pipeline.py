@@ -152,4 +152,4 @@ def prefetched(items: Iterable, *, depth: int) -> Iterator:
     finally:
         stop.set()
         # Only a producer blocked in a read (a pipe that never ends) outlives this wait, as a daemon.
-        producer.join(timeout=5)
+        producer.join(timeout=1)
