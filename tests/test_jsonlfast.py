@@ -88,7 +88,8 @@ def traps(draw) -> list[str]:
         values = [json.dumps(v) for v in draw(st.lists(VALUES, min_size=2, max_size=3))]
         cut = draw(st.integers(1, len(values) - 1))
         lines = ["{" + member(first[0]) + ', "m": [' + ", ".join(values[:cut]),
-                 ", ".join(values[cut:]) + "]}, " + json.dumps(draw(st.one_of(st.just("\0"), VALUES))) + ", " + extra[0]]
+                 ", ".join(values[cut:]) + "]}, " + json.dumps(draw(st.one_of(st.just("\0"), VALUES))) + ", "
+                 + extra[0]]
     return lines
 
 

@@ -176,8 +176,9 @@ def rows(args, log: str) -> None:
     for label, found in results.items():
         seconds = median(found, "seconds")
         megabytes = os.path.getsize(lines if "JSONL" in label else table) / 1e6
-        print(f"| {label} | {documents / seconds:,.0f} | {megabytes / seconds:,.1f} | {median(found, 'cpu_seconds'):.2f} | "
-              f"{median(found, 'peak_rss_mb'):,.0f} | {seconds / mmtok_seconds:.2f}x | {engine_seconds / seconds:.2f}x |")
+        print(f"| {label} | {documents / seconds:,.0f} | {megabytes / seconds:,.1f} | "
+              f"{median(found, 'cpu_seconds'):.2f} | {median(found, 'peak_rss_mb'):,.0f} | "
+              f"{seconds / mmtok_seconds:.2f}x | {engine_seconds / seconds:.2f}x |")
 
 
 def limits(args, log: str) -> None:

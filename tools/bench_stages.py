@@ -3,7 +3,7 @@
 ```
 python tools/bench_stages.py [--megabytes 100] [--tokenizer llama3-style.json] [--workdir /tmp/mmtok-bench-stages]
 python tools/bench_stages.py --csv rows.csv     # line by line: a one-column CSV (bench_engines.py --parts rows writes one)
-python tools/bench_stages.py --jsonl rows.jsonl # line by line: JSON lines ({"text": ...}; bench_engines.py writes one too)
+python tools/bench_stages.py --jsonl rows.jsonl # line by line: JSON lines ({"text": ...}; bench_engines.py writes one)
 ```
 
 The same text as tools/bench_engines.py (`corpus.py`). Every stage runs alone

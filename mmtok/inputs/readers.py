@@ -23,6 +23,7 @@ from .sources import Source, open_stream
 
 __all__ = ["Chunk", "iter_chunks"]
 
+
 def iter_chunks(source: Source, *, start: dict | None = None, chunk_bytes: int = 1 << 20,
                 cut_rules=frozenset({"newline", "space"}), lazy: bool = False) -> Iterator[Chunk]:
     """Yield the chunks of ``source``, from its beginning or from ``start``.
