@@ -16,8 +16,9 @@ seconds of the work; loading the tokenizer is setup, excluded) and ratios.
   (tests/zoo.py): a Llama-3/cl100k-style byte-level BPE, a SentencePiece-style
   BPE (byte fallback, Metaspace), a WordPiece. For each, the fastest engine
   mmtok proves identical, raw on all cores, vs mmtok.build with it.
-- rows: a one-column CSV of short rows (the lines of the same text): mmtok.build
-  (line by line) vs the same engine's batch API on the same rows, and with
+- rows: a one-column CSV of short rows (the lines of the same text), and the
+  same rows as JSON lines: mmtok.build of each (line by line) vs the same
+  engine's batch API on the same rows, and with
   --aitextgen aitextgen 0.6.0's own TokenDataset(line_by_line=True) (slow;
   fetched with pip on first use).
 - limits: in one process, on --limits-megabytes of the text: `cat file >
@@ -29,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
+import json
 import os
 import shutil
 import statistics
@@ -144,10 +147,16 @@ def rows(args, log: str) -> None:
                     budget -= len(line) + 1
                     if budget <= 0:
                         break
+    lines = os.path.join(args.workdir, f"rows-{args.csv_megabytes}mb.jsonl")  # the same rows, {"text": ...} each
+    if not os.path.exists(lines):
+        with open(table, encoding="utf-8", newline="") as source, open(lines + ".tmp", "w", encoding="utf-8") as out:
+            out.writelines(json.dumps({"text": row[0]}) + "\n" for row in itertools.islice(csv.reader(source), 1, None))
+        os.replace(lines + ".tmp", lines)
     size = os.path.getsize(table)
     store = os.path.join(args.workdir, "rows.mmtok")
     candidates = {
         "mmtok.build (line by line)": ("mmtok-tok", {"input": table, "output": store}),
+        "mmtok.build (JSONL, same rows)": ("mmtok-tok", {"input": lines, "output": store}),
         "engine batch API, same rows": ("rows-engine", {"input": table}),
     }
     if args.aitextgen:
@@ -156,14 +165,20 @@ def rows(args, log: str) -> None:
             "cache": os.path.join(args.workdir, "aitextgen"), "line_by_line": True})
     results = interleaved(candidates, args.runs, [store], log)
     documents = results["mmtok.build (line by line)"][0]["documents"]
-    print(f"\n## Line by line: a CSV of {documents:,} short rows, {size / 1e6:,.1f} MB, GPT-2 (medians of {args.runs})\n")
-    print("| candidate | rows/s | MB/s | CPU s | peak RSS MB | mmtok / this |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    if results["mmtok.build (JSONL, same rows)"][0]["documents"] != documents:
+        raise SystemExit("the JSONL build has not as many documents as the CSV one: not the same rows")
+    print(f"\n## Line by line: a CSV of {documents:,} short rows, {size / 1e6:,.1f} MB, and the same rows as JSON "
+          f"lines, {os.path.getsize(lines) / 1e6:,.1f} MB, GPT-2 (medians of {args.runs})\n")
+    print("| candidate | rows/s | MB/s | CPU s | peak RSS MB | mmtok / this | this / engine |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     mmtok_seconds = median(results["mmtok.build (line by line)"], "seconds")
+    engine_seconds = median(results["engine batch API, same rows"], "seconds")
     for label, found in results.items():
         seconds = median(found, "seconds")
-        print(f"| {label} | {documents / seconds:,.0f} | {size / seconds / 1e6:,.1f} | {median(found, 'cpu_seconds'):.2f} | "
-              f"{median(found, 'peak_rss_mb'):,.0f} | {seconds / mmtok_seconds:.2f}x |")
+        megabytes = os.path.getsize(lines if "JSONL" in label else table) / 1e6
+        print(f"| {label} | {documents / seconds:,.0f} | {megabytes / seconds:,.1f} | "
+              f"{median(found, 'cpu_seconds'):.2f} | {median(found, 'peak_rss_mb'):,.0f} | "
+              f"{seconds / mmtok_seconds:.2f}x | {engine_seconds / seconds:.2f}x |")
 
 
 def limits(args, log: str) -> None:

@@ -4,6 +4,7 @@
 python tools/bench_stages.py [--megabytes 100] [--tokenizer llama3-style.json] [--workdir /tmp/mmtok-bench-stages]
 python tools/bench_stages.py --csv rows.csv [--runs 5]  # line by line: a one-column CSV (bench_engines.py --parts rows
                                                         # writes one), each stage's median CPU of --runs runs
+python tools/bench_stages.py --jsonl rows.jsonl         # line by line: JSON lines ({"text": ...}; bench_engines.py writes one)
 ```
 
 The same text as tools/bench_engines.py (`corpus.py`). Every stage runs alone
@@ -59,10 +60,13 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/mmtok-bench-stages")
     parser.add_argument("--csv", default=None, help="time the stages of a one-column CSV instead (header row first)")
     parser.add_argument("--runs", type=int, default=1, help="--csv: each stage's median CPU of this many runs")
+    parser.add_argument("--jsonl", default=None, help="time the stages of a JSON-lines file instead (field 'text')")
     args = parser.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     if args.csv:
         return csv_stages(args)
+    if args.jsonl:
+        return jsonl_stages(args)
     text_path = os.path.join(args.workdir, f"text-{args.megabytes:g}mb.txt")
     if not os.path.exists(text_path):
         make_text_file(text_path, args.megabytes)
@@ -177,6 +181,57 @@ def csv_stages(args) -> None:
     engine = dict(rows)["ENGINE: encode_flat (one call per chunk)"]
     print(f"# {machine()}; {len(data) / 1e6:.1f} MB, {sum(map(len, chunks)):,} rows in {len(chunks)} chunks, "
           f"engine {tok.engine}, load {os.getloadavg()[0]:.1f}, median CPU of {runs} run(s)")
+    print("| stage (one thread) | CPU s | per engine CPU |\n| --- | ---: | ---: |")
+    for name, seconds in rows:
+        print(f"| {name} | {seconds:.3f} | {seconds / engine:.3f} |")
+
+
+
+def jsonl_stages(args) -> None:
+    """JSON lines: the reader's blocks decoded, the bulk parse (and the line-by-line one it replaces), the engine."""
+    from mmtok.inputs.jsonlfast import BlockParser
+    from mmtok.inputs.jsonlreader import reference_texts
+    from mmtok.store.pipeline import encode_chunk
+    from mmtok.tokenize.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(args.tokenizer) if args.tokenizer else load_tokenizer()
+    rows: list = []
+    with open(args.jsonl, "rb") as f:
+        data = _timed(rows, "read the file", f.read)
+    blocks, pos = [], 0
+    while pos < len(data):  # the reader's blocks (inputs/lines.py): 1 MiB completed to a line end
+        stop = data.find(b"\n", pos + (1 << 20))
+        stop = len(data) if stop < 0 else stop + 1
+        blocks.append(data[pos:stop])
+        pos = stop
+
+    # Like the build, each stage drops a block's output before the next (keeping 20 MB of fresh strings
+    # alive would add page faults the build does not pay); the inputs of a stage are made untimed.
+    def each(function, items):
+        for item in items:
+            function(item)
+
+    _timed(rows, "UTF-8 decode of the blocks", lambda: each(bytes.decode, blocks))
+    texts = [block.decode("utf-8") for block in blocks]
+    _timed(rows, "  the floor: split into one str per line", lambda: each(lambda text: text.split("\n"), texts))
+    parser = BlockParser("text")
+    _timed(rows, "BlockParser.texts (bulk parse)", lambda: each(parser.texts, texts))
+    _timed(rows, "(before: reference_texts, line by line)",
+           lambda: each(lambda text: reference_texts(text, 1, "text", args.jsonl), texts))
+    chunks = [parser.texts(text) for text in texts]
+    if any(chunk is None for chunk in chunks):
+        print("# some blocks were declined by the bulk parse: they are read line by line", file=sys.stderr)
+    chunks = [chunk if chunk is not None else reference_texts(text, 1, "text", args.jsonl)
+              for chunk, text in zip(chunks, texts)]
+    if chunks != [reference_texts(text, 1, "text", args.jsonl) for text in texts]:
+        raise SystemExit("the bulk parse and the line-by-line one differ: a bug")
+    _timed(rows, "the reader's ends list ([True] * rows)", lambda: [[True] * len(texts) for texts in chunks])
+    encoded = _timed(rows, "ENGINE: encode_flat (one call per chunk)", lambda: [tok.encode_flat(t) for t in chunks])
+    _timed(rows, "eos placement and cast (encode_chunk without the engine)",
+           lambda: [encode_chunk(_Replay(tok, e), t, [True] * len(t)) for e, t in zip(encoded, chunks)])
+    engine = dict(rows)["ENGINE: encode_flat (one call per chunk)"]
+    print(f"# {machine()}; {len(data) / 1e6:.1f} MB, {sum(map(len, chunks)):,} lines in {len(chunks)} chunks, "
+          f"engine {tok.engine}, load {os.getloadavg()[0]:.1f}")
     print("| stage (one thread) | CPU s | per engine CPU |\n| --- | ---: | ---: |")
     for name, seconds in rows:
         print(f"| {name} | {seconds:.3f} | {seconds / engine:.3f} |")

@@ -7,7 +7,8 @@
   identical for it: fastokens as above, or ``tokenizers.encode_batch`` of 256
   chunks per call (Rayon, all cores).
 - ``mmtok-tok``: ``mmtok.build`` of a file with a given tokenizer.json.
-- ``rows-engine``: the rows of a one-column CSV (read untimed with ``csv``)
+- ``rows-engine``: the rows of a one-column CSV (read untimed with ``csv``;
+  or of a ``.jsonl`` file's ``text`` fields, read untimed with ``json``)
   through the engine's batch API, 10,000 rows per call (on the pool for
   fastokens): the ceiling of a line-by-line build.
 """
@@ -79,11 +80,15 @@ def run_mmtok_tok(input: str, output: str, tokenizer_json: str | None = None, **
 
 def run_rows_engine(input: str, tokenizer_json: str | None = None, **_) -> dict:
     import csv
+    import json
 
     with _Timed() as setup:
         tok = _load(tokenizer_json)
         with open(input, encoding="utf-8", newline="") as f:
-            rows = [row[0] for row in list(csv.reader(f))[1:] if row]
+            if input.endswith(".jsonl"):
+                rows = [json.loads(line)["text"] for line in f if line.strip()]
+            else:
+                rows = [row[0] for row in list(csv.reader(f))[1:] if row]
     with _Timed() as work:
         tokens = _encode_raw(tok, rows, CALL_ROWS)
     return {"seconds": work.seconds, "cpu_seconds": work.cpu_seconds, "setup_seconds": setup.seconds,

@@ -52,6 +52,18 @@ def decode_utf8(data: bytes, source: Source, lines_before: int, offset: int) -> 
                          path=source.display, line=line) from None
 
 
+def check_unicode(text: str, display: str | None, line: int | None, what: str) -> int:
+    """Return the UTF-8 size of ``text``; refuse lone surrogates, which no tokenizer can encode."""
+    if text.isascii():  # O(1) in CPython
+        return len(text)
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError as e:
+        raise InputError(f"{what} contains a lone surrogate (U+{ord(text[e.start]):04X}) at character "
+                         f"{e.start}, which is not valid Unicode text; fix or drop it",
+                         path=display, line=line) from None
+
+
 def empty_input(source: Source, detail: str = "") -> InputError:
     return InputError(f"input is empty: nothing to tokenize{detail}; give it some text or leave it out",
                       path=source.display)

@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 from typing import Iterator
 
 from ..base.errors import InputError
-from ..base.jsonlimits import depth_message, json_too_deep
 from ..tokenize.cutpoints import check_rules, iter_pieces, sub_cuts
-from .chunk import BOM, Chunk, decode_utf8, empty_input
+from .chunk import BOM, Chunk, check_unicode, decode_utf8, empty_input
 from .csvreader import csv_chunks
+from .jsonlreader import jsonl_chunks
 from .lines import count_newlines, line_blocks
 from .sources import Source, open_stream
 
 __all__ = ["Chunk", "iter_chunks"]
-
-_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number",
-               bool: "boolean", type(None): "null"}
 
 
 def iter_chunks(source: Source, *, start: dict | None = None, chunk_bytes: int = 1 << 20,
@@ -47,8 +43,9 @@ def iter_chunks(source: Source, *, start: dict | None = None, chunk_bytes: int =
     Line-based kinds batch whole documents until about ``chunk_bytes`` bytes.
     A leading UTF-8 BOM is dropped.  An input without any document raises
     InputError ("... is empty"); so does invalid UTF-8 or a malformed line/row.
-    With ``lazy``, bulk text chunks are cut but not decoded (see
-    :meth:`Chunk.decoded`): the caller decodes them on its encoding threads.
+    With ``lazy``, bulk text chunks are cut but not decoded, and JSONL blocks
+    not parsed (see :meth:`Chunk.decoded`): the caller does it on its
+    encoding threads.
     """
     if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
         raise ValueError(f"chunk_bytes must be a positive int, got {chunk_bytes!r}")
@@ -56,6 +53,8 @@ def iter_chunks(source: Source, *, start: dict | None = None, chunk_bytes: int =
     name = source.kind if source.kind != "txt" else "txt-lines" if source.line_by_line else "txt-bulk"
     if name == "txt-bulk":
         return _bulk_chunks(source, _check_start(source, start, name), chunk_bytes, rules, lazy=lazy)
+    if name == "jsonl":
+        return jsonl_chunks(source, _check_start(source, start, name), chunk_bytes, rules, lazy=lazy)
     return _READERS[name](source, _check_start(source, start, name), chunk_bytes, rules)
 
 
@@ -144,73 +143,6 @@ def _txt_line_chunks(source, position, chunk_bytes, rules):
         raise empty_input(source, " (it has no non-empty line)")
 
 
-def _jsonl_chunks(source, position, chunk_bytes, rules):
-    field, documents = source.field, 0
-    # The C scanner skips json.loads' Python wrappers (about 2x faster on short
-    # lines); anything it does not take cleanly goes to _json_text for the message.
-    scan = json.JSONDecoder().scan_once
-    for text, first_line, nbytes, offset, lines, file_offset, *_ in line_blocks(
-            source, position, chunk_bytes, pieces=False, what="JSON line"):
-        texts = []
-        deep = json_too_deep(text)  # a whole block is cleared by two counts; a flagged one line by line
-        for number, line in enumerate(text.split("\n"), first_line):
-            if deep and json_too_deep(line):
-                raise InputError(depth_message("the JSON"), path=source.display, line=number)
-            try:
-                record, end = scan(line, 0)
-            except (StopIteration, ValueError):
-                record, end = None, -1
-            value = record.get(field) if type(record) is dict else None
-            if type(value) is not str or (end != len(line) and not line[end:].isspace()):
-                if not line or line.isspace():
-                    continue
-                value = _json_text(line, field, source.display, number)
-            # only a \uD800-style escape can put a lone surrogate into a decoded line
-            if "\\ud" in line or "\\uD" in line:
-                _check_unicode(value, source.display, number, f"field {field!r}")
-            texts.append(value)
-        if texts:
-            documents += len(texts)
-            yield Chunk(texts, [True] * len(texts), {"reader": "jsonl", "offset": offset, "lines": lines},
-                        nbytes, file_offset)
-    if position["offset"] == 0 and not documents:
-        raise empty_input(source, " (it has no non-blank line)")
-
-
-def _json_text(line: str, field: str, display: str, number: int) -> str:
-    """The text of one JSON line, or the InputError that says what is wrong with it."""
-    example = json.dumps({field: "..."})
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise InputError(f"not valid JSON ({e.msg} at column {e.colno}); each line must be one "
-                         f"JSON object such as {example}", path=display, line=number) from None
-    if type(record) is not dict:
-        raise InputError(f"is a JSON {_JSON_TYPES.get(type(record), 'value')}, not an object; each "
-                         f"line must be one JSON object such as {example}", path=display, line=number)
-    if field not in record:
-        names = ", ".join(map(repr, list(record)[:10])) or "none"
-        raise InputError(f"has no {field!r} field (its fields: {names}); read the text "
-                         "from another field with --field (field= in Python)", path=display, line=number)
-    value = record[field]
-    if type(value) is not str:
-        raise InputError(f"field {field!r} is a JSON {_JSON_TYPES.get(type(value), 'value')}, "
-                         "expected a string", path=display, line=number)
-    return value  # e.g. a line with leading whitespace, which the scanner refuses
-
-
-def _check_unicode(text: str, display: str | None, line: int | None, what: str) -> int:
-    """Return the UTF-8 size of ``text``; refuse lone surrogates, which no tokenizer can encode."""
-    if text.isascii():  # O(1) in CPython
-        return len(text)
-    try:
-        return len(text.encode("utf-8"))
-    except UnicodeEncodeError as e:
-        raise InputError(f"{what} contains a lone surrogate (U+{ord(text[e.start]):04X}) at character "
-                         f"{e.start}, which is not valid Unicode text; fix or drop it",
-                         path=display, line=line) from None
-
-
 def _texts_chunks(source, position, chunk_bytes, rules):
     index, total = position["index"], position["bytes"]
     items = iter(source.texts)
@@ -225,7 +157,7 @@ def _texts_chunks(source, position, chunk_bytes, rules):
             raise InputError(f"texts[{index - 1}] is {type(text).__name__}, expected str; "
                              "give texts as strings (decode bytes first)")
         texts.append(text)
-        size += _check_unicode(text, None, None, f"texts[{index - 1}]")
+        size += check_unicode(text, None, None, f"texts[{index - 1}]")
         if size >= chunk_bytes:
             total += size
             yield Chunk(texts, [True] * len(texts), {"reader": "texts", "index": index, "bytes": total}, size, total)
@@ -238,4 +170,4 @@ def _texts_chunks(source, position, chunk_bytes, rules):
 
 
 _READERS = {"txt-bulk": _bulk_chunks, "txt-lines": _txt_line_chunks, "csv": csv_chunks,
-            "jsonl": _jsonl_chunks, "texts": _texts_chunks}
+            "jsonl": jsonl_chunks, "texts": _texts_chunks}
