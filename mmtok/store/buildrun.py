@@ -33,7 +33,7 @@ from .manifest import (
     write_journal,
     write_manifest,
 )
-from .pipeline import encode_chunk, ordered_map, prefetched, quick_gil_handoff
+from .pipeline import encode_chunk, ordered_map, prefetched
 from .writer import ShardSink, remove_unnamed_files
 
 
@@ -116,8 +116,7 @@ class BuildRun:
             # consumed on the caller's thread (it may be bound to it, as sqlite3 cursors are).
             chunks = prefetched(chunks, depth=2)
         try:
-            with quick_gil_handoff():
-                self._encode_all(chunks, workers, progress)
+            self._encode_all(chunks, workers, progress)
         except BaseException:
             self.sink.abort()
             raise

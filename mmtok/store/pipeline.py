@@ -8,10 +8,8 @@ strictly in submission order, so the output never depends on the worker count.
 from __future__ import annotations
 
 import collections
-import contextlib
 import os
 import queue
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Iterator
@@ -77,32 +75,6 @@ def ordered_map(function, items: Iterable, *, workers: int, window: int | None =
 
 
 _END = object()
-
-#: The GIL switch interval during a build (Python's default is 5 ms), in seconds.
-BUILD_SWITCH_INTERVAL = 0.0002
-
-
-@contextlib.contextmanager
-def quick_gil_handoff(interval: float | None = None):
-    """Lower the interpreter's GIL switch interval for the ``with`` block, then put it back.
-
-    An engine call ends by taking the GIL back, once per text; while another
-    thread runs Python (reading, cutting, decoding), it waits up to the switch
-    interval for it.  At Python's 5 ms the encoding threads of a build spent
-    about a sixth of their CPU and more of their time waiting so
-    (tools/README.md); at 0.2 ms they run as fast as the engine alone.
-    Process-wide, as the setting is: a value lower than ours is kept, and ours
-    is undone only if nobody changed it meanwhile.
-    """
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(min(before, BUILD_SWITCH_INTERVAL if interval is None else interval))
-    ours = sys.getswitchinterval()  # as the interpreter stores it (whole microseconds)
-    try:
-        yield
-    finally:
-        if sys.getswitchinterval() == ours:
-            sys.setswitchinterval(before)
-
 
 def prefetched(items: Iterable, *, depth: int) -> Iterator:
     """Yield ``items`` in order, produced ahead on a helper thread with at most ``depth`` waiting.
