@@ -291,7 +291,7 @@ def test_jsonl_other_field_and_surrounding_whitespace(tmp_path):
 
 @pytest.mark.parametrize("compression", COMPRESSIONS)
 @pytest.mark.parametrize("bad, match", [
-    (b'{"text": "unterminated\n', "not valid JSON"),
+    (b'{"text": "unterminated\n', r"not valid JSON \(Unterminated string starting at: column 10\)"),
     (b'{"text": "a"} {"text": "b"}\n', "not valid JSON .Extra data"),
     (b'{"text": "a",\n', "not valid JSON"),
     (b'NaN\n', "is a JSON number, not an object"),

@@ -91,7 +91,7 @@ def _json_text(line: str, field: str, display: str, number: int) -> str:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as e:
-        raise InputError(f"not valid JSON ({e.msg} at column {e.colno}); each line must be one "
+        raise InputError(f"not valid JSON ({e.msg}: column {e.colno}); each line must be one "
                          f"JSON object such as {example}", path=display, line=number) from None
     except ValueError as e:  # valid JSON Python refuses: an integer of more than sys.get_int_max_str_digits()
         raise InputError(f"holds a number Python does not read ({e}); write long numbers as strings",
