@@ -141,7 +141,6 @@ def csv_stages(args) -> None:
     """The line-by-line path: the bulk CSV parse (main thread), the engine, the eos placement (pool threads)."""
     from mmtok.inputs.csvfast import parse_block
     from mmtok.inputs.lines import MAX_LINE_BYTES
-    from mmtok.store.pipeline import encode_chunk
     from mmtok.tokenize.tokenizer import load_tokenizer
 
     tok = load_tokenizer(args.tokenizer) if args.tokenizer else load_tokenizer()
@@ -173,25 +172,30 @@ def csv_stages(args) -> None:
     joined = [("\0".join(texts)).encode("utf-8") for texts in chunks]
     _timed(rows, "  of which the floor: decode + split into one str per row",
            lambda: [block.decode("utf-8").split("\0") for block in joined], runs=runs)
+    _engine_stages(rows, tok, chunks, f"{len(data) / 1e6:.1f} MB", "rows", runs)
+
+
+def _engine_stages(rows: list, tok, chunks: list, size: str, what: str, runs: int) -> None:
+    """Time the stages after parsing (ends list, engine, eos and cast) and print every stage's table."""
+    from mmtok.store.pipeline import encode_chunk
+
     _timed(rows, "the reader's ends list ([True] * rows)", lambda: [[True] * len(texts) for texts in chunks], runs=runs)
     encoded = _timed(rows, "ENGINE: encode_flat (one call per chunk)", lambda: [tok.encode_flat(t) for t in chunks],
                      runs=runs)
     _timed(rows, "eos placement and cast (encode_chunk without the engine)",
            lambda: [encode_chunk(_Replay(tok, e), t, [True] * len(t)) for e, t in zip(encoded, chunks)], runs=runs)
     engine = dict(rows)["ENGINE: encode_flat (one call per chunk)"]
-    print(f"# {machine()}; {len(data) / 1e6:.1f} MB, {sum(map(len, chunks)):,} rows in {len(chunks)} chunks, "
+    print(f"# {machine()}; {size}, {sum(map(len, chunks)):,} {what} in {len(chunks)} chunks, "
           f"engine {tok.engine}, load {os.getloadavg()[0]:.1f}, median CPU of {runs} run(s)")
     print("| stage (one thread) | CPU s | per engine CPU |\n| --- | ---: | ---: |")
     for name, seconds in rows:
         print(f"| {name} | {seconds:.3f} | {seconds / engine:.3f} |")
 
 
-
 def jsonl_stages(args) -> None:
     """JSON lines: the reader's blocks decoded, the bulk parse (and the line-by-line one it replaces), the engine."""
     from mmtok.inputs.jsonlfast import BlockParser
     from mmtok.inputs.jsonlreader import reference_texts
-    from mmtok.store.pipeline import encode_chunk
     from mmtok.tokenize.tokenizer import load_tokenizer
 
     tok = load_tokenizer(args.tokenizer) if args.tokenizer else load_tokenizer()
@@ -225,16 +229,7 @@ def jsonl_stages(args) -> None:
               for chunk, text in zip(chunks, texts)]
     if chunks != [reference_texts(text, 1, "text", args.jsonl) for text in texts]:
         raise SystemExit("the bulk parse and the line-by-line one differ: a bug")
-    _timed(rows, "the reader's ends list ([True] * rows)", lambda: [[True] * len(texts) for texts in chunks])
-    encoded = _timed(rows, "ENGINE: encode_flat (one call per chunk)", lambda: [tok.encode_flat(t) for t in chunks])
-    _timed(rows, "eos placement and cast (encode_chunk without the engine)",
-           lambda: [encode_chunk(_Replay(tok, e), t, [True] * len(t)) for e, t in zip(encoded, chunks)])
-    engine = dict(rows)["ENGINE: encode_flat (one call per chunk)"]
-    print(f"# {machine()}; {len(data) / 1e6:.1f} MB, {sum(map(len, chunks)):,} lines in {len(chunks)} chunks, "
-          f"engine {tok.engine}, load {os.getloadavg()[0]:.1f}")
-    print("| stage (one thread) | CPU s | per engine CPU |\n| --- | ---: | ---: |")
-    for name, seconds in rows:
-        print(f"| {name} | {seconds:.3f} | {seconds / engine:.3f} |")
+    _engine_stages(rows, tok, chunks, f"{len(data) / 1e6:.1f} MB", "lines", 1)
 
 
 if __name__ == "__main__":
