@@ -74,7 +74,8 @@ def ordered_map(function, items: Iterable, *, workers: int, window: int | None =
                 future.cancel()
 
 
-_END = object()
+_END = object()  # the producer's last entry
+
 
 def prefetched(items: Iterable, *, depth: int) -> Iterator:
     """Yield ``items`` in order, produced ahead on a helper thread with at most ``depth`` waiting.
