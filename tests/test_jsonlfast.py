@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import mmtok
 from mmtok.base.errors import InputError
 from mmtok.inputs import jsonlfast
-from mmtok.inputs.jsonlfast import BlockParser
+from mmtok.inputs.jsonlfast import GROUP_LINES, BlockParser
 from mmtok.inputs.jsonlreader import reference_texts
 from mmtok.inputs.readers import iter_chunks
 from mmtok.inputs.sources import resolve_source
@@ -123,10 +123,10 @@ def reference(text: str):
         return None
 
 
-@given(text=blocks(), nested=st.booleans())
+@given(text=blocks(), nested=st.booleans(), group_lines=st.sampled_from([GROUP_LINES, 1, 2, 3]))
 @settings(max_examples=1000, deadline=None)
-def test_an_accepted_block_reads_as_its_lines_do(text, nested):
-    parser = BlockParser(FIELD)
+def test_an_accepted_block_reads_as_its_lines_do(text, nested, group_lines):
+    parser = BlockParser(FIELD, group_lines=group_lines)  # small groups: a block parsed in several calls
     parser.nested = nested  # True: straight to the marker join
     parsed = parser.texts(text)
     expected = reference(text)

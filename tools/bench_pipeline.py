@@ -3,6 +3,7 @@
 ```
 python tools/bench_pipeline.py --before /path/to/old/checkout [--megabytes 200] [--tokenizer llama3-style.json] [--runs 5]
 python tools/bench_pipeline.py --timeline [--megabytes 200] [--tokenizer ...] [--runs 3]
+python tools/bench_pipeline.py --before DIR --input rows.jsonl   # another input, e.g. rows built line by line
 ```
 
 ``--before``: ``mmtok.build`` of the same text in fresh processes, the old
@@ -61,7 +62,8 @@ def before_after(args, text: str, size: int) -> None:
                 raise SystemExit(f"{label}: imported mmtok from {result['from']}, not from {tree}")
             found[label].append(result)
     shutil.rmtree(store, ignore_errors=True)
-    print(f"## mmtok.build of {size / 1e6:,.0f} MB, fresh processes alternated (medians of {args.runs})\n")
+    print(f"## mmtok.build of {os.path.basename(text)}, {size / 1e6:,.1f} MB, fresh processes alternated "
+          f"(medians of {args.runs})\n")
     print("| tree | MB/s | wall s | CPU s | cores busy | vs before |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     base = statistics.median(r["seconds"] for r in found["before"])
@@ -136,13 +138,17 @@ def main() -> None:
     parser.add_argument("--megabytes", type=float, default=200)
     parser.add_argument("--tokenizer", default=None, help="a tokenizer.json (default: the bundled GPT-2)")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--input", default=None, help="build this file instead of the text")
     parser.add_argument("--workdir", default="/tmp/mmtok-bench-pipeline")
     args = parser.parse_args()
     if not (args.before or args.timeline):
         parser.error("give --before DIR, --timeline, or both")
     os.makedirs(args.workdir, exist_ok=True)
-    text = os.path.join(args.workdir, f"text-{args.megabytes:g}mb.txt")
-    size = make_text_file(text, args.megabytes)
+    if args.input:
+        text, size = os.path.abspath(args.input), os.path.getsize(args.input)
+    else:
+        text = os.path.join(args.workdir, f"text-{args.megabytes:g}mb.txt")
+        size = make_text_file(text, args.megabytes)
     print(f"# {machine()}; tokenizer {args.tokenizer or 'GPT-2 (bundled)'}; load {os.getloadavg()[0]:.1f}\n")
     if args.before:
         before_after(args, text, size)
