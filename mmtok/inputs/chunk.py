@@ -33,6 +33,14 @@ class Chunk:
     file_offset: int
     decode: Callable[[], tuple[list[str], list[bool]]] | None = None
 
+    @classmethod
+    def deferred(cls, decode: Callable[[], tuple[list[str], list[bool]]], position: dict, nbytes: int,
+                 file_offset: int, *, lazy: bool) -> Chunk:
+        """A chunk whose ``(texts, ends)`` ``decode()`` makes: now, or where it is encoded when ``lazy``."""
+        if lazy:
+            return cls(None, None, position, nbytes, file_offset, decode)
+        return cls(*decode(), position, nbytes, file_offset)
+
     def decoded(self) -> tuple[list[str], list[bool]]:
         """``(texts, ends)``, decoding now if the reader deferred it (InputError naming the line if invalid)."""
         if self.texts is None:

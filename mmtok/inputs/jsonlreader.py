@@ -40,9 +40,8 @@ def jsonl_chunks(source, position, chunk_bytes, rules, *, lazy: bool = False):
             continue  # blank lines only
         blocks += 1
         decode = functools.partial(_parse, parser, text, first_line, source.display)
-        texts, ends = (None, None) if lazy else decode()
-        yield Chunk(texts, ends, {"reader": "jsonl", "offset": offset, "lines": lines}, nbytes, file_offset,
-                    decode if lazy else None)
+        yield Chunk.deferred(decode, {"reader": "jsonl", "offset": offset, "lines": lines}, nbytes, file_offset,
+                             lazy=lazy)
     if position["offset"] == 0 and not blocks:
         raise empty_input(source, " (it has no non-blank line)")
 

@@ -45,17 +45,14 @@ def iter_chunks(source: Source, *, start: dict | None = None, chunk_bytes: int =
     InputError ("... is empty"); so does invalid UTF-8 or a malformed line/row.
     With ``lazy``, bulk text chunks are cut but not decoded, and JSONL blocks
     not parsed (see :meth:`Chunk.decoded`): the caller does it on its
-    encoding threads.
+    encoding threads. The other readers have nothing worth deferring and
+    ignore it.
     """
     if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
         raise ValueError(f"chunk_bytes must be a positive int, got {chunk_bytes!r}")
     rules = check_rules(cut_rules)
     name = source.kind if source.kind != "txt" else "txt-lines" if source.line_by_line else "txt-bulk"
-    if name == "txt-bulk":
-        return _bulk_chunks(source, _check_start(source, start, name), chunk_bytes, rules, lazy=lazy)
-    if name == "jsonl":
-        return jsonl_chunks(source, _check_start(source, start, name), chunk_bytes, rules, lazy=lazy)
-    return _READERS[name](source, _check_start(source, start, name), chunk_bytes, rules)
+    return _READERS[name](source, _check_start(source, start, name), chunk_bytes, rules, lazy=lazy)
 
 
 def _check_start(source: Source, start, name: str) -> dict:
@@ -98,9 +95,8 @@ def _bulk_chunks(source, position, chunk_bytes, rules, *, lazy=False):
                                        last and source.ends_at_file_end)
             offset += len(piece)
             lines += count_newlines(piece)
-            texts, ends = (None, None) if lazy else decode()
-            yield Chunk(texts, ends, {"reader": "txt-bulk", "offset": offset, "lines": lines},
-                        len(piece) + skipped, stream.file_offset(), decode if lazy else None)
+            yield Chunk.deferred(decode, {"reader": "txt-bulk", "offset": offset, "lines": lines},
+                                 len(piece) + skipped, stream.file_offset(), lazy=lazy)
             skipped, pieces = 0, pieces + 1
         if position["offset"] == 0 and not pieces:
             raise empty_input(source)
@@ -123,7 +119,7 @@ def _decode_sub_pieces(piece: bytes, rules, source, lines: int, offset: int) -> 
         raise
 
 
-def _txt_line_chunks(source, position, chunk_bytes, rules):
+def _txt_line_chunks(source, position, chunk_bytes, rules, *, lazy=False):
     documents = 0
     for text, _, nbytes, offset, lines, file_offset, piece, last, line_start in line_blocks(
             source, position, chunk_bytes, pieces=True, rules=rules):
@@ -143,7 +139,7 @@ def _txt_line_chunks(source, position, chunk_bytes, rules):
         raise empty_input(source, " (it has no non-empty line)")
 
 
-def _texts_chunks(source, position, chunk_bytes, rules):
+def _texts_chunks(source, position, chunk_bytes, rules, *, lazy=False):
     index, total = position["index"], position["bytes"]
     items = iter(source.texts)
     if index:
