@@ -71,6 +71,8 @@ def main() -> None:
     parser.add_argument("--input", default=None, help="part 2 builds this file instead of the text")
     parser.add_argument("--workdir", default="/tmp/mmtok-bench-gil")
     args = parser.parse_args()
+    if args.input and not os.path.isfile(args.input):
+        parser.error(f"--input {args.input}: no such file")
     os.makedirs(args.workdir, exist_ok=True)
     text_path = os.path.join(args.workdir, f"text-{args.megabytes:g}mb.txt")
     size = make_text_file(text_path, args.megabytes)

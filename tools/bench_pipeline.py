@@ -143,6 +143,10 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.before or args.timeline):
         parser.error("give --before DIR, --timeline, or both")
+    if args.before and not os.path.isdir(os.path.join(args.before, "mmtok")):
+        parser.error(f"--before {args.before}: not a checkout of mmtok (no mmtok/ folder in it)")
+    if args.input and not os.path.isfile(args.input):
+        parser.error(f"--input {args.input}: no such file")
     os.makedirs(args.workdir, exist_ok=True)
     if args.input:
         text, size = os.path.abspath(args.input), os.path.getsize(args.input)
