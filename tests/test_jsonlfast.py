@@ -1,9 +1,10 @@
-"""The bulk JSONL parse (mmtok/inputs/jsonlfast.py) gives exactly what reading one line at a time gives.
+"""The bulk JSONL parses (mmtok/inputs/jsonlmsgspec.py, jsonlfast.py) give what reading one line at a time gives.
 
 Two oracles: :func:`reference_texts` (per-line ``json`` scanning, the path that
-writes the error messages) for every block :class:`BlockParser` accepts, and
-the whole reader with the bulk parse switched off for whole files read in
-chunks of any size: the same documents, or the same error at the same line.
+writes the error messages) for every block :class:`MsgspecLines` or
+:class:`BlockParser` accepts, and the whole reader with the bulk parses
+switched off for whole files read in chunks of any size: the same documents,
+or the same error at the same line.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from hypothesis import strategies as st
 
 import mmtok
 from mmtok.base.errors import InputError
-from mmtok.inputs import jsonlfast
+from mmtok.inputs import jsonlfast, jsonlmsgspec
 from mmtok.inputs.jsonlfast import GROUP_LINES, BlockParser
+from mmtok.inputs.jsonlmsgspec import MsgspecLines
 from mmtok.inputs.jsonlreader import reference_texts
 from mmtok.inputs.readers import iter_chunks
 from mmtok.inputs.sources import resolve_source
@@ -116,6 +118,11 @@ def blocks(draw) -> str:
     return text
 
 
+def _no_bulk_parse(patch: pytest.MonkeyPatch) -> None:
+    for parser in (jsonlfast.BlockParser, jsonlmsgspec.MsgspecLines):
+        patch.setattr(parser, "texts", lambda self, text: None)
+
+
 def reference(text: str):
     try:
         return reference_texts(text, 1, FIELD, "t.jsonl")
@@ -137,6 +144,17 @@ def test_an_accepted_block_reads_as_its_lines_do(text, nested, group_lines):
         assert parsed == expected
 
 
+@given(text=blocks())
+@settings(max_examples=1000, deadline=None)
+def test_a_block_msgspec_accepts_reads_as_its_lines_do(text):
+    parsed = MsgspecLines(FIELD).texts(text)
+    expected = reference(text)
+    event("accepted" if parsed is not None else "left to the next parser")
+    if parsed is not None:
+        assert expected is not None, "accepted a block the line-by-line path refuses"
+        assert parsed == expected
+
+
 @pytest.mark.parametrize("lines, joint, elements", [
     (['{"text": "a", "x": [1', '2]}, {"text": "b"}'], ",", 2),  # 2 elements out of 2 invalid lines
     (['{"text": "x", "a": [{"x": 1}', '{"y": 2}]}', '{"text": "a"},{"text": "b"}'], ",\n", 3),  # each starts with {
@@ -150,6 +168,7 @@ def test_values_that_span_lines_are_never_taken_for_lines(lines, joint, elements
     parser = BlockParser(FIELD)
     parser.nested = nested
     assert reference(text) is None and parser.texts(text) is None
+    assert MsgspecLines(FIELD).texts(text) is None
 
 
 @pytest.mark.parametrize("text, path", [
@@ -178,6 +197,42 @@ def test_other_blocks_are_left_to_the_lines(text, why):
     assert parser.texts(text) is None, why
 
 
+@pytest.mark.parametrize("text", [
+    '{"text": "a"}\n{"text": "b", "n": 1.5, "t": true}\n',
+    '{"text": "a"}\r\n\r\n{"text": "b"}  \r\n',
+    '{"text": "a", "meta": {"id": [1, 2]}}\n{"text": "\\ud83d\\ude00"}\n',
+    '  {"text": "leading spaces"}\n{"text": "b"}\n',
+    '{"text": "a", "m": ""}\n{"text": "\\u0000"}\n',
+    '{"text": "a", "n": 1' + "0" * 5000 + "}\n",  # any integer: numbers are never converted
+    '{"text": "' + "[{" * 300 + '", "m": ' + "[" * 127 + "]" * 127 + "}\n",  # brackets in text, 128 deep
+    '{"text": "x", "text": "last wins"}\n',
+])
+def test_usual_blocks_are_accepted_by_msgspec(text):
+    assert MsgspecLines(FIELD).texts(text) == reference(text) is not None
+
+
+@pytest.mark.parametrize("text, why", [
+    ('{"text": "a"}\xa0\n', "Unicode whitespace after the value (the line-by-line path takes it)"),
+    ('{"text": "a"}\n \n', "a line of whitespace"),
+    ('{"text": "a", "m": [' + "[" * 128 + "]" * 128 + "]}\n", "nested deeper than 128"),
+    ('{"text": "a", "m": [' + "[" * 5000 + "]" * 5000 + "]}\n", "nesting too deep for msgspec"),
+    ('{"text": "\\ud800"}\n', "a lone surrogate"),
+    ('{"text": "a", "x": "\\udc00"}\n', "a lone surrogate elsewhere (the line-by-line path takes it)"),
+    ('{"text": "a", "x": NaN}\n', "NaN (the line-by-line path takes it)"),
+    ('{"text": "a"} {"text": "b"}\n', "two values on a line"),
+    ('{"text": 1}\n', "a number"),
+])
+def test_other_blocks_are_left_by_msgspec(text, why):
+    assert MsgspecLines(FIELD).texts(text) is None, why
+
+
+@pytest.mark.parametrize("field", ['a"b', "back\\slash", "tab\there"])
+def test_a_field_msgspec_cannot_match_goes_to_the_next_parser(field):
+    text = json.dumps({field: "x"}) + "\n"
+    assert MsgspecLines(field).texts(text) is None
+    assert BlockParser(field).texts(text) == ["x"]
+
+
 def _documents(path, chunk_bytes, lazy=False):
     try:
         return [(chunk.decoded(), chunk.position, chunk.nbytes) for chunk in
@@ -193,7 +248,7 @@ def test_files_read_in_chunks_equal_the_line_by_line_reader_lazy_or_not(tmp_path
     path.write_bytes(b"\xef\xbb\xbf" * bom + text.encode("utf-8", "surrogatepass"))
     fast = _documents(path, chunk_bytes)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(jsonlfast.BlockParser, "texts", lambda self, text: None)  # every line on its own
+        _no_bulk_parse(patch)  # every line on its own
         slow = _documents(path, chunk_bytes)
     assert fast == slow
     assert _documents(path, chunk_bytes, lazy=True) == fast  # parsed where the build encodes: the same chunks
@@ -237,7 +292,7 @@ def test_threaded_jsonl_builds_write_the_same_bytes_as_one_thread_and_as_line_by
     stores = [mmtok.build(str(path), str(tmp_path / f"w{w}.mmtok"), chunk_bytes=20_000, shard_tokens=30_000,
                           workers=w) for w in (1, 2, 3)]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(jsonlfast.BlockParser, "texts", lambda self, text: None)  # every line on its own
+        _no_bulk_parse(patch)  # every line on its own
         stores.append(mmtok.build(str(path), str(tmp_path / "lines.mmtok"), chunk_bytes=20_000,
                                   shard_tokens=30_000, workers=2))
     assert len(stores[0].shards) > 2 and stores[0].num_documents == path.read_text().count('"text"') > 6000

@@ -51,7 +51,7 @@ import operator
 
 from ..base.jsonlimits import JSON_MAX_DEPTH, json_too_deep
 
-__all__ = ["BlockParser"]
+__all__ = ["BlockParser", "too_deep"]
 
 _MARKER, _MARKER_JSON = "\0", '"\\u0000"'
 _FLAT_JOINT, _MARKED_JOINT = ",\n", "," + _MARKER_JSON + ","
@@ -133,12 +133,12 @@ class BlockParser:
         parsed = _loads("[" + _MARKED_JOINT.join(lines) + "]")
         if parsed is None or len(parsed) != 2 * len(lines) - 1 or parsed.count(_MARKER) != len(lines) - 1:
             return None
-        if _too_deep(lines):
+        if too_deep(lines):
             return None  # the line-by-line path refuses the line
         return parsed[0::2]
 
 
-def _too_deep(lines: list[str]) -> bool:
+def too_deep(lines: list[str]) -> bool:
     """Whether a line (each one JSON value) nests deeper than JSON_MAX_DEPTH.
 
     Such a value has at least two brackets per level, so only a line longer

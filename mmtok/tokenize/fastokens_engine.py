@@ -55,6 +55,11 @@ class FastokensEncoder:
         ids, offsets = self.native.encode_batch_flat(texts, add_special_tokens=False, split_special_tokens=self._split)
         return np.frombuffer(ids, dtype="<u4"), np.frombuffer(offsets, dtype="<u8").astype(np.int64)
 
+    def encode_marked(self, text: str, marker: str) -> np.ndarray:
+        """uint32 ids of ``text`` with every added token recognized, ``marker`` among them (see joined.py)."""
+        ids, _ = self.native.encode_batch_flat([text], add_special_tokens=False, split_special_tokens=False)
+        return np.frombuffer(ids, dtype="<u4")
+
     def encode_arrays(self, texts: list[str]) -> list[np.ndarray]:
         ids, offsets = self.encode_flat(list(texts))
         return [ids[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]

@@ -124,6 +124,12 @@ class FastEncoder:
             return arrays
         return [self._rank_to_id[ranks] for ranks in arrays]
 
+    def encode_marked(self, text: str, marker: str) -> np.ndarray:
+        """uint32 ids of ``text`` with the special token ``marker`` recognized (every one if allow_special)."""
+        allowed = self.encoding.special_tokens_set if self._allow_special else {marker}
+        ranks = self.encoding.encode_to_numpy(text, allowed_special=allowed, disallowed_special=())
+        return ranks if self._rank_to_id is None else self._rank_to_id[ranks].astype(np.uint32)
+
     def encode_flat(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(every text's ids concatenated, int64 offsets of len(texts) + 1)."""
         arrays = self.encode_arrays(texts)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import os
-import pathlib
 from typing import Any
 
 import numpy as np
@@ -24,12 +22,12 @@ import numpy as np
 from ..base.errors import TokenizerError
 from .cutrules import probe_cut_rules
 from .fastpath import FastPathRefused
+from .backends import is_gpt2_name, resolve_backend
 from .fingerprint import fingerprint_of
+from .joined import JoinedDocuments, build_joined_documents, model_made_contents
 
 __all__ = ["Tokenizer", "load_tokenizer", "tokenizer_from_json", "default_tokenizer"]
 
-_DATA = pathlib.Path(__file__).parent.parent / "data"
-_BUNDLED_NAME = "gpt2 (bundled)"
 _EOS_CANDIDATES = ("<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>", "[SEP]")
 _ENGINES = ("auto", "fastokens", "tiktoken", "tokenizers")
 #: The order in which engine="auto" tries the fast engines; the ``tokenizers`` reference comes last.
@@ -70,6 +68,7 @@ class Tokenizer:
         spec = json.loads(self._json)
         self.fingerprint = fingerprint_of(spec)
         self._cut_spec = (spec.get("normalizer"), spec.get("added_tokens"))  # the rest is not kept: 10s of MB
+        self._model_made = model_made_contents(spec)
         self._engine_request, self._fast, self.engine = engine, None, "tokenizers"
         self.fast_path_refusal: str | None = "engine='tokenizers' was asked for" if engine == "tokenizers" else None
         refusals = []
@@ -118,6 +117,23 @@ class Tokenizer:
         ids = np.fromiter(itertools.chain.from_iterable(encoding.ids for encoding in encodings),
                           dtype=np.uint32, count=int(offsets[-1]))
         return ids, offsets
+
+    def encode_documents(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        """(uint32 ids with eos after each text, int64 end of each just past its eos) in one engine call, or None.
+
+        None where joining the texts is not proven equal to encoding them one
+        by one (see :mod:`mmtok.tokenize.joined`): then use :meth:`encode_flat`.
+        """
+        joined = self._joined if self._fast is not None and len(texts) > 1 else None
+        return None if joined is None else joined.encode(texts)
+
+    @functools.cached_property
+    def _joined(self) -> JoinedDocuments | None:
+        try:
+            return build_joined_documents(self._fast, self.backend, self._cut_spec[1] or [], self._model_made,
+                                          eos_text=self.eos_token, eos_id=self.eos_id, vocab_size=self.vocab_size)
+        except FastPathRefused:
+            return None
 
     def encode_arrays(self, texts: list[str]) -> list[np.ndarray]:
         """Token ids of each text as an integer array: what the build uses, avoiding Python ints."""
@@ -174,94 +190,6 @@ def _resolve_eos(vocab: dict[str, int], wanted: str | None, name: str, *, strict
                          "pass eos_token= the token that separates documents")
 
 
-def _byte_level_bpe(vocab_file: Any, merges_file: Any) -> Any:
-    """A GPT-2-style byte-level BPE built directly with tokenizers (not transformers: see DESIGN.md)."""
-    from tokenizers import AddedToken, decoders, models, pre_tokenizers
-    from tokenizers import Tokenizer as Backend
-
-    for label, path in (("vocab_file", vocab_file), ("merges_file", merges_file)):
-        if path is None or not os.path.isfile(path):
-            raise TokenizerError(f"{label} {path} is not a file; pass both vocab_file= (vocab.json) and "
-                                 "merges_file= (merges.txt) of a GPT-2-style byte-level BPE")
-    try:
-        backend = Backend(models.BPE.from_file(os.fspath(vocab_file), os.fspath(merges_file)))
-    except Exception as error:  # tokenizers raises a bare Exception for unreadable files
-        raise TokenizerError(f"cannot read BPE vocab {vocab_file} with merges {merges_file}: {error}; "
-                             "check they are a GPT-2 vocab.json and merges.txt") from None
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens([AddedToken("<|endoftext|>", special=True)])
-    return backend
-
-
-def _from_tokenizer_json(path: Any) -> Any:
-    from tokenizers import Tokenizer as Backend
-
-    try:
-        return Backend.from_file(os.fspath(path))
-    except Exception as error:  # tokenizers raises a bare Exception for bad JSON or unknown types
-        raise TokenizerError(f"{path} is not a readable tokenizer.json: {error}") from None
-
-
-def _folder_eos_hint(folder: pathlib.Path) -> str | None:
-    """The eos token a transformers model folder declares, if any."""
-    for file_name in ("tokenizer_config.json", "special_tokens_map.json"):
-        path = folder / file_name
-        if path.is_file():
-            try:
-                eos = json.loads(path.read_text(encoding="utf-8")).get("eos_token")
-            except (ValueError, AttributeError) as error:
-                raise TokenizerError(f"{path} is not a JSON object ({error}); fix or remove it") from None
-            eos = eos.get("content") if isinstance(eos, dict) else eos
-            if isinstance(eos, str):
-                return eos
-    return None
-
-
-def _from_path(path: Any) -> tuple[Any, str, str | None]:
-    folder = pathlib.Path(path)
-    if folder.is_file():
-        return _from_tokenizer_json(folder), str(path), None
-    if not folder.is_dir():
-        raise TokenizerError(f"tokenizer {str(path)!r} is neither 'gpt2' nor an existing tokenizer.json or model "
-                             "folder (nothing is downloaded: save the tokenizer locally and pass its path)")
-    if (folder / "tokenizer.json").is_file():
-        return _from_tokenizer_json(folder / "tokenizer.json"), str(path), _folder_eos_hint(folder)
-    if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
-        return _byte_level_bpe(folder / "vocab.json", folder / "merges.txt"), str(path), _folder_eos_hint(folder)
-    raise TokenizerError(f"model folder {path} has no tokenizer.json and no vocab.json + merges.txt; "
-                         "save the tokenizer there with tokenizer.save_pretrained(folder)")
-
-
-def _is_gpt2_name(tokenizer: Any) -> bool:
-    return isinstance(tokenizer, str) and tokenizer == "gpt2"
-
-
-def _resolve(tokenizer: Any, tokenizer_file: Any, vocab_file: Any, merges_file: Any) -> tuple[Any, str, str | None]:
-    """(tokenizers.Tokenizer owned by mmtok, name, eos hint) for any accepted input."""
-    if tokenizer_file is not None:
-        return _from_tokenizer_json(tokenizer_file), str(tokenizer_file), None
-    if vocab_file is not None or merges_file is not None:
-        return _byte_level_bpe(vocab_file, merges_file), str(vocab_file), None
-    if tokenizer is None or _is_gpt2_name(tokenizer):
-        return _byte_level_bpe(_DATA / "gpt2_vocab.json", _DATA / "gpt2_merges.txt"), _BUNDLED_NAME, None
-    if isinstance(tokenizer, (str, os.PathLike)):
-        return _from_path(tokenizer)
-    from tokenizers import Tokenizer as Backend
-
-    # Copies, so that mmtok's settings (special-token parsing, no truncation) never change the caller's object.
-    if isinstance(tokenizer, Backend):
-        return Backend.from_str(tokenizer.to_str()), type(tokenizer).__name__, None
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if isinstance(backend, Backend):
-        eos = getattr(tokenizer, "eos_token", None)
-        name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
-        return Backend.from_str(backend.to_str()), name, str(eos) if eos is not None else None
-    raise TokenizerError(f"cannot use a {type(tokenizer).__name__} as a tokenizer; pass None or 'gpt2', a "
-                         "tokenizers.Tokenizer, a transformers fast tokenizer, a tokenizer.json path, a model folder, "
-                         "or vocab_file= and merges_file=")
-
-
 def load_tokenizer(tokenizer: Any = None, *, tokenizer_file: Any = None, vocab_file: Any = None,
                    merges_file: Any = None, eos_token: str | None = None, allow_special: bool = False,
                    engine: str = "auto") -> Tokenizer:
@@ -286,9 +214,9 @@ def load_tokenizer(tokenizer: Any = None, *, tokenizer_file: Any = None, vocab_f
         if defaults:
             return tokenizer
         return _rebuild(tokenizer.to_json(), tokenizer.name, eos_token or tokenizer.eos_token, allow_special, engine)
-    if defaults and (not given or _is_gpt2_name(tokenizer)):
+    if defaults and (not given or is_gpt2_name(tokenizer)):
         return default_tokenizer()
-    backend, name, eos_hint = _resolve(tokenizer, tokenizer_file, vocab_file, merges_file)
+    backend, name, eos_hint = resolve_backend(tokenizer, tokenizer_file, vocab_file, merges_file)
     return Tokenizer(backend, name=name, eos_token=eos_token, eos_hint=eos_hint,
                      allow_special=allow_special, engine=engine)
 
@@ -308,5 +236,5 @@ def tokenizer_from_json(text: str, *, eos_token: str | None = None, allow_specia
 @functools.cache
 def default_tokenizer() -> Tokenizer:
     """The bundled GPT-2 tokenizer (built once per process, on first use)."""
-    backend, name, _ = _resolve(None, None, None, None)
+    backend, name, _ = resolve_backend(None, None, None, None)
     return Tokenizer(backend, name=name)
