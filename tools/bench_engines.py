@@ -99,25 +99,30 @@ def zoo(args, log: str) -> None:
     size = make_text_file(text, args.zoo_megabytes)
     prose = python_docs_prose()
     print(f"\n## Tokenizers users bring, {size / 1e6:,.0f} MB of real text (medians of {args.runs})\n")
-    print("| tokenizer | fastest identical engine | raw MB/s | mmtok.build MB/s | ratio | CPU s raw | CPU s mmtok | CPU ratio |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| tokenizer | fastest identical engine | raw MB/s | mmtok.build MB/s | ratio | CPU s raw | CPU s mmtok | "
+          "CPU ratio | store floor MB/s | floor / raw |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, make in ZOO.items():
         if args.tokenizers and name not in args.tokenizers.split(","):
             continue
         tokenizer_json = os.path.join(args.workdir, f"{name}.json")
         make(prose).save(tokenizer_json)
-        store = os.path.join(args.workdir, f"{name}.mmtok")
+        store, floor_out = (os.path.join(args.workdir, f"{name}.{suffix}") for suffix in ("mmtok", "floor"))
         results = interleaved({
             f"{name} raw": ("engine-raw", {"input": text, "tokenizer_json": tokenizer_json}),
             f"{name} mmtok": ("mmtok-tok", {"input": text, "output": store, "tokenizer_json": tokenizer_json}),
-        }, args.runs, [store], log)
-        raw, built = results[f"{name} raw"], results[f"{name} mmtok"]
+            f"{name} store floor": ("store-floor", {"input": text, "output": floor_out,
+                                                    "tokenizer_json": tokenizer_json}),
+        }, args.runs, [store, floor_out], log)
+        raw, built, floor = results[f"{name} raw"], results[f"{name} mmtok"], results[f"{name} store floor"]
+        floor_speed = size / median(floor, "seconds")
         raw_speed, built_speed = size / median(raw, "seconds"), size / median(built, "seconds")
         # CPU seconds (all threads): on cores kept busy, wall ratio <= raw CPU / mmtok CPU (reading, decoding,
         # writing and hashing are mmtok's alone: the raw peer reads and cuts the text before its clock starts)
         raw_cpu, built_cpu = median(raw, "cpu_seconds"), median(built, "cpu_seconds")
         print(f"| {name} | {raw[0]['engine']} | {raw_speed / 1e6:,.1f} | {built_speed / 1e6:,.1f} | "
-              f"{built_speed / raw_speed:.2f}x | {raw_cpu:.2f} | {built_cpu:.2f} | {raw_cpu / built_cpu:.2f}x |")
+              f"{built_speed / raw_speed:.2f}x | {raw_cpu:.2f} | {built_cpu:.2f} | {raw_cpu / built_cpu:.2f}x | "
+              f"{floor_speed / 1e6:,.1f} | {floor_speed / raw_speed:.2f}x |")
 
 
 def rows(args, log: str) -> None:

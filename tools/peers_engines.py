@@ -7,6 +7,13 @@
   identical for it: fastokens as above, or ``tokenizers.encode_batch`` of 256
   chunks per call (Rayon, all cores).
 - ``mmtok-tok``: ``mmtok.build`` of a file with a given tokenizer.json.
+- ``store-floor``: the work any store of the tokens needs, with nothing kept
+  in order and nothing serial: each thread reads a ~1 MiB piece of the file
+  (cut after a newline, untimed), decodes it, encodes it (as pieces of
+  ~64 KB, one call), casts the ids to
+  the store's dtype, hashes them with sha256 and appends them to a file of
+  its own, fsynced at the end. A lower bound on any build's time with this
+  engine on this machine.
 - ``rows-engine``: the rows of a one-column CSV (read untimed with ``csv``;
   or of a ``.jsonl`` file's ``text`` fields, read untimed with ``json``)
   through the engine's batch API, 10,000 rows per call (on the pool for
@@ -75,6 +82,66 @@ def run_mmtok_tok(input: str, output: str, tokenizer_json: str | None = None, **
             "documents": store.num_documents}
 
 
+def _piece_bounds(path: str, size: int = 1 << 20) -> list[int]:
+    """Byte offsets of pieces of about ``size`` bytes of ``path``, each but the last ending after a newline."""
+    with open(path, "rb") as f:
+        data = f.read()
+    bounds = [0]
+    while bounds[-1] < len(data):
+        stop = data.rfind(b"\n", bounds[-1], bounds[-1] + size) + 1
+        bounds.append(stop if stop > bounds[-1] and bounds[-1] + size < len(data) else min(bounds[-1] + size, len(data)))
+    return bounds
+
+
+def _newline_pieces(text: str, size: int = 1 << 16) -> list[str]:
+    """``text`` as pieces of about ``size`` characters ending after a newline: the call shape the engine runs fastest."""
+    pieces, start = [], 0
+    while start < len(text):
+        stop = text.rfind("\n", start, start + size) + 1
+        stop = stop if stop > start and start + size < len(text) else min(start + size, len(text))
+        pieces.append(text[start:stop])
+        start = stop
+    return pieces
+
+
+def run_store_floor(input: str, output: str, tokenizer_json: str | None = None, skip: str = "", **_) -> dict:
+    """``skip``: steps left out ("hash", "write", "cast"), to price each."""
+    import hashlib
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _Timed() as setup:
+        tok = _load(tokenizer_json)
+        bounds = _piece_bounds(input)
+    os.makedirs(output, exist_ok=True)
+    local, outputs = threading.local(), []
+
+    def piece(i: int) -> int:
+        if not hasattr(local, "fd"):
+            local.fd = os.open(os.path.join(output, f"{threading.get_ident()}.bin"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            outputs.append(local.fd)
+        text = os.pread(source, bounds[i + 1] - bounds[i], bounds[i]).decode("utf-8")
+        tokens = tok.encode_flat(_newline_pieces(text))[0]
+        if "cast" not in skip:
+            tokens = tokens.astype(tok.dtype)
+        if "hash" not in skip:
+            hashlib.sha256(tokens).digest()
+        if "write" not in skip:
+            os.write(local.fd, tokens)
+        return tokens.shape[0]
+
+    with _Timed() as work:
+        source = os.open(input, os.O_RDONLY)
+        with ThreadPoolExecutor(cores()) as pool:
+            tokens = sum(pool.map(piece, range(len(bounds) - 1)))
+        for fd in outputs:
+            os.fsync(fd)
+            os.close(fd)
+        os.close(source)
+    return {"seconds": work.seconds, "cpu_seconds": work.cpu_seconds, "setup_seconds": setup.seconds,
+            "tokens": tokens, "engine": tok.engine}
+
+
 def run_rows_engine(input: str, tokenizer_json: str | None = None, **_) -> dict:
     import csv
     import json
@@ -93,4 +160,4 @@ def run_rows_engine(input: str, tokenizer_json: str | None = None, **_) -> dict:
 
 
 CANDIDATES = {"fastokens": run_fastokens, "engine-raw": run_engine_raw, "mmtok-tok": run_mmtok_tok,
-              "rows-engine": run_rows_engine}
+              "rows-engine": run_rows_engine, "store-floor": run_store_floor}
