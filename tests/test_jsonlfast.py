@@ -19,6 +19,7 @@ import mmtok
 from mmtok.base.errors import InputError
 from mmtok.inputs import jsonlfast, jsonlmsgspec
 from mmtok.inputs.jsonlfast import GROUP_LINES, BlockParser
+from mmtok.inputs.chunk import SeparatedTexts
 from mmtok.inputs.jsonlmsgspec import MsgspecLines
 from mmtok.inputs.jsonlreader import reference_texts
 from mmtok.inputs.readers import iter_chunks
@@ -144,15 +145,40 @@ def test_an_accepted_block_reads_as_its_lines_do(text, nested, group_lines):
         assert parsed == expected
 
 
-@given(text=blocks())
+@given(text=blocks(), joint=st.sampled_from(["\0", "<|endoftext|>", "[SEP]", "n", "aba"]))
 @settings(max_examples=1000, deadline=None)
-def test_a_block_msgspec_accepts_reads_as_its_lines_do(text):
-    parsed = MsgspecLines(FIELD).texts(text)
+def test_a_block_msgspec_accepts_reads_as_its_lines_do(text, joint):
+    parsed = MsgspecLines(FIELD, joint=joint).texts(text)
     expected = reference(text)
     event("accepted" if parsed is not None else "left to the next parser")
+    event("as one text" if isinstance(parsed, SeparatedTexts) else "line by line")
     if parsed is not None:
         assert expected is not None, "accepted a block the line-by-line path refuses"
-        assert parsed == expected
+        assert list(parsed) == expected and len(parsed) == len(expected)
+
+
+@pytest.mark.parametrize("text, joint, expected", [
+    ('{"text": "a"}\n{"text": "b\\n\\"q\\" \\u00e9 \\ud83d\\ude00"}\n', "<|endoftext|>", ["a", 'b\n"q" é 😀']),
+    ('{"text":"a\\\\"}\n{"text":"b"}', "<|endoftext|>", ["a\\", "b"]),  # an escaped backslash, the file's last line
+    ('{"text": "a"}\n{"text": "b"}\n', "\0", ["a", "b"]),
+    ('{"text": ""}\n{"text": ""}\n', "</s>", ["", ""]),
+    ('{"text": "xab"}\n{"text": "ay"}\n', "aba", ["xab", "ay"]),  # a joint with a border: NUL is used
+])
+def test_one_member_lines_are_read_as_one_text(text, joint, expected):
+    parsed = MsgspecLines(FIELD, joint=joint).texts(text)
+    assert isinstance(parsed, SeparatedTexts) and parsed == expected == reference(text)
+
+
+@pytest.mark.parametrize("text, joint, why", [
+    ('{"text": "a\\"}\n{"text": "\\u0000"}\n', "\0", "a dangling backslash taking the NUL joint, a NUL to match"),
+    ('{"text": "a\\"}\n{"text": "b"}\n', "<|endoftext|>", "a dangling backslash"),
+    ('{"text": "a<|endoftext|>b"}\n{"text": "c"}\n', "<|endoftext|>", "a value holding the joint"),
+    ('{"text": "a"}\n{"text": "b", "x": 1}\n', "<|endoftext|>", "a line of another shape"),
+    ('{"text": "a"}\n\n{"text": "b"}\n', "<|endoftext|>", "a blank line"),
+    ('{"text": "\\ud800"}\n', "<|endoftext|>", "a lone surrogate"),
+])
+def test_other_blocks_are_not_read_as_one_text(text, joint, why):
+    assert not isinstance(MsgspecLines(FIELD, joint=joint).texts(text), SeparatedTexts), why
 
 
 @pytest.mark.parametrize("lines, joint, elements", [

@@ -152,6 +152,8 @@ def rows(args, log: str) -> None:
         "mmtok.build (line by line)": ("mmtok-tok", {"input": table, "output": store}),
         "mmtok.build (JSONL, same rows)": ("mmtok-tok", {"input": lines, "output": store}),
         "engine batch API, same rows": ("rows-engine", {"input": table}),
+        "store floor (CSV)": ("rows-floor", {"input": table, "output": store}),
+        "store floor (JSONL)": ("rows-floor", {"input": lines, "output": store}),
     }
     if args.aitextgen:
         candidates["aitextgen 0.6.0 line_by_line"] = ("aitextgen", {

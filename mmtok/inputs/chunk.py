@@ -3,12 +3,50 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Callable
 
 from ..base.errors import InputError
 from .sources import Source
 
 BOM = b"\xef\xbb\xbf"
+
+
+class SeparatedTexts(Sequence):
+    """Documents held as one text, a separator that no document holds between two: a list split on demand.
+
+    A block of 20,000 CSV rows parsed in bulk is one text already; the build
+    encodes it joined (``separated``: the text and its separator, for
+    :mod:`mmtok.tokenize.joined`), so no row need become an object of its
+    own unless a reader of the list asks for it.
+    """
+
+    __slots__ = ("separated", "_count", "_texts")
+
+    def __init__(self, text: str, separator: str, count: int):
+        self.separated, self._count, self._texts = (text, separator), count, None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index):
+        return self.texts()[index]
+
+    def __iter__(self):
+        return iter(self.texts())
+
+    def __eq__(self, other) -> bool:
+        return self.texts() == list(other) if isinstance(other, Sequence) and not isinstance(other, str) \
+            else NotImplemented
+
+    def __repr__(self) -> str:
+        return f"SeparatedTexts({self.texts()!r})"
+
+    def texts(self) -> list[str]:
+        if self._texts is None:
+            text, separator = self.separated
+            self._texts = text.split(separator) if self._count else []
+        return self._texts
 
 
 @dataclasses.dataclass
@@ -41,12 +79,28 @@ class Chunk:
             return cls(None, None, position, nbytes, file_offset, decode)
         return cls(*decode(), position, nbytes, file_offset)
 
+    def take(self) -> tuple[list[str], list[bool]]:
+        """:meth:`decoded`, no longer kept by the chunk: the texts are freed where the caller drops them.
+
+        The build encodes on worker threads; freeing a chunk of 20,000 rows
+        (one object each) there, not on the thread that writes, keeps the
+        writer off that work.
+        """
+        texts, ends = self.decoded()
+        self.texts = self.ends = None
+        self.decode = _TAKEN
+        return texts, ends
+
     def decoded(self) -> tuple[list[str], list[bool]]:
         """``(texts, ends)``, decoding now if the reader deferred it (InputError naming the line if invalid)."""
         if self.texts is None:
             self.texts, self.ends = self.decode()
             self.decode = None
         return self.texts, self.ends
+
+
+def _TAKEN() -> tuple[list[str], list[bool]]:
+    raise RuntimeError("this chunk's texts were taken by Chunk.take(); decode it before taking them")
 
 
 def decode_utf8(data: bytes, source: Source, lines_before: int, offset: int) -> str:

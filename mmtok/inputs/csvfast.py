@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .chunk import SeparatedTexts
+
 __all__ = ["PushbackReader", "parse_block"]
 
 _QUOTE, _NEWLINE, _COMMA, _CR = 0x22, 0x0A, 0x2C, 0x0D
@@ -153,10 +155,10 @@ def parse_block(block: bytes, *, at_eof: bool, field_limit: int,
             text = str(memoryview(block)[:consumed], "utf-8")
     except UnicodeDecodeError:
         return None  # invalid UTF-8: csv's path names the line
-    texts = text.split("\0" if own_newlines else "\n")
-    del text
+    separator = "\0" if own_newlines else "\n"
     if block[consumed - 1] == _NEWLINE:
-        texts.pop()  # the empty string after the last separator (else the last record ended the file)
+        text = text[:-1]  # the last separator (else the last record ended the file)
+    texts = SeparatedTexts(text, separator, int(ends.shape[0]) + (block[consumed - 1] != _NEWLINE) - int(blank.shape[0]))
     # a field is no longer (in characters) than its record (in bytes): only a long record needs a look
     if consumed > field_limit and np.diff(ends, prepend=-1, append=consumed - 1).max() > field_limit \
             and max(map(len, texts)) > field_limit:

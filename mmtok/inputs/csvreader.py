@@ -59,7 +59,7 @@ def _wide_csv_fields(limit: int = _CSV_FIELD_LIMIT):
         csv.field_size_limit(previous)
 
 
-def csv_chunks(source, position, chunk_bytes, rules, *, lazy=False):
+def csv_chunks(source, position, chunk_bytes, rules, *, lazy=False, joint=None):
     rows, fields, index = position["rows"], position.get("fields"), position.get("index")
     display, limit = source.display, source.csv_field_limit
     with open_stream(source, offset=position["offset"]) as stream:

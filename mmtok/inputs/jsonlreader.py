@@ -38,14 +38,14 @@ _JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", floa
                bool: "boolean", type(None): "null"}
 
 
-def jsonl_chunks(source, position, chunk_bytes, rules, *, lazy: bool = False):
+def jsonl_chunks(source, position, chunk_bytes, rules, *, lazy: bool = False, joint: str = "\0"):
     """The reader of ``iter_chunks`` for JSONL (``rules`` do not apply: a JSON line is read whole).
 
     With ``lazy``, a chunk is parsed by :meth:`Chunk.decoded`, on the build's
     encoding threads; which blocks make chunks does not depend on it: those
     with a non-blank line (each such line is a document, or an error).
     """
-    parsers, blocks = (MsgspecLines(source.field), BlockParser(source.field)), 0
+    parsers, blocks = (MsgspecLines(source.field, joint=joint), BlockParser(source.field)), 0
     for text, first_line, nbytes, offset, lines, file_offset, *_ in line_blocks(
             source, position, chunk_bytes, pieces=False, what="JSON line"):
         if not text or text.isspace():

@@ -25,7 +25,7 @@ __all__ = ["Chunk", "iter_chunks"]
 
 
 def iter_chunks(source: Source, *, start: dict | None = None, chunk_bytes: int = 1 << 20,
-                cut_rules=frozenset({"newline", "space"}), lazy: bool = False) -> Iterator[Chunk]:
+                cut_rules=frozenset({"newline", "space"}), lazy: bool = False, joint: str = "\0") -> Iterator[Chunk]:
     """Yield the chunks of ``source``, from its beginning or from ``start``.
 
     - Bulk text: one piece of about ``chunk_bytes`` per chunk, cut only where
@@ -46,13 +46,16 @@ def iter_chunks(source: Source, *, start: dict | None = None, chunk_bytes: int =
     With ``lazy``, bulk text chunks are cut but not decoded, and JSONL blocks
     not parsed (see :meth:`Chunk.decoded`): the caller does it on its
     encoding threads. The other readers have nothing worth deferring and
-    ignore it.
+    ignore it. ``joint``: a text documents are not expected to hold (the
+    build gives the tokenizer's eos), put between the documents of a block
+    that a reader holds as one text (:class:`~mmtok.inputs.chunk.SeparatedTexts`,
+    JSONL); the other readers ignore it.
     """
     if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
         raise ValueError(f"chunk_bytes must be a positive int, got {chunk_bytes!r}")
     rules = check_rules(cut_rules)
     name = source.kind if source.kind != "txt" else "txt-lines" if source.line_by_line else "txt-bulk"
-    return _READERS[name](source, _check_start(source, start, name), chunk_bytes, rules, lazy=lazy)
+    return _READERS[name](source, _check_start(source, start, name), chunk_bytes, rules, lazy=lazy, joint=joint)
 
 
 def _check_start(source: Source, start, name: str) -> dict:
@@ -79,7 +82,7 @@ def _line_start_fits(start: dict, name: str) -> bool:
                                   and 0 <= line_start <= start["offset"])
 
 
-def _bulk_chunks(source, position, chunk_bytes, rules, *, lazy=False):
+def _bulk_chunks(source, position, chunk_bytes, rules, *, lazy=False, joint=None):
     offset, lines = position["offset"], position["lines"]
     with open_stream(source, offset=offset) as stream:
         head, skipped = b"", 0
@@ -119,7 +122,7 @@ def _decode_sub_pieces(piece: bytes, rules, source, lines: int, offset: int) -> 
         raise
 
 
-def _txt_line_chunks(source, position, chunk_bytes, rules, *, lazy=False):
+def _txt_line_chunks(source, position, chunk_bytes, rules, *, lazy=False, joint=None):
     documents = 0
     for text, _, nbytes, offset, lines, file_offset, piece, last, line_start in line_blocks(
             source, position, chunk_bytes, pieces=True, rules=rules):
@@ -139,7 +142,7 @@ def _txt_line_chunks(source, position, chunk_bytes, rules, *, lazy=False):
         raise empty_input(source, " (it has no non-empty line)")
 
 
-def _texts_chunks(source, position, chunk_bytes, rules, *, lazy=False):
+def _texts_chunks(source, position, chunk_bytes, rules, *, lazy=False, joint=None):
     index, total = position["index"], position["bytes"]
     items = iter(source.texts)
     if index:

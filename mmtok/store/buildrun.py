@@ -99,7 +99,7 @@ class BuildRun:
             if state["complete"]:
                 continue
             chunks = iter_chunks(source, start=state["position"], chunk_bytes=self.chunk_bytes,
-                                 cut_rules=self.tok.cut_rules, lazy=True)
+                                 cut_rules=self.tok.cut_rules, lazy=True, joint=self.tok.eos_token)
             previous = next(chunks, None)
             if previous is None:
                 state["complete"] = True  # resumed exactly at its end
@@ -129,7 +129,7 @@ class BuildRun:
 
     def _encode_all(self, chunks, workers: int, progress) -> None:
         """Encode every chunk on ``workers`` threads and write the tokens in order, journaling progress."""
-        encode = lambda item: encode_chunk(self.tok, *item[1].decoded())  # noqa: E731
+        encode = lambda item: encode_chunk(self.tok, *item[1].take())  # noqa: E731
         seconds, nbytes = self.commit_every
         last_commit, since_commit = time.monotonic(), 0
         for (index, chunk, last), (tokens, doc_ends) in ordered_map(encode, chunks, workers=workers):

@@ -30,7 +30,7 @@ def encode_chunk(tokenizer, texts: list[str], ends: list[bool]) -> tuple[np.ndar
         joined = tokenizer.encode_documents(texts)  # one engine call for all, where proven equal
         if joined is not None:
             return joined[0].astype(tokenizer.dtype, copy=False), joined[1]
-    ids, offsets = tokenizer.encode_flat(texts)
+    ids, offsets = tokenizer.encode_flat(texts if type(texts) is list else list(texts))
     if every_piece_ends:
         ending = np.arange(len(ends), dtype=np.int64)
     else:

@@ -59,7 +59,12 @@ class JoinedDocuments:
         self._prefixes = sorted({content[:3] for content in model_made if content != eos_text})
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
-        """(uint32 ids with eos after each text, int64 end of each text just past its eos), or None (see 3)."""
+        """(uint32 ids with eos after each text, int64 end of each text just past its eos), or None (see 3).
+
+        ``texts`` may be a sequence with a ``separated`` attribute, ``(text,
+        separator)``: its documents are ``text.split(separator)``, joined by
+        replacing the separator (:class:`mmtok.inputs.chunk.SeparatedTexts`).
+        """
         if not texts:
             return np.empty(0, np.uint32), np.empty(0, np.int64)
         if self.declined_in_a_row >= GIVE_UP_AFTER:
@@ -71,7 +76,12 @@ class JoinedDocuments:
         return found
 
     def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
-        joined = self.eos_text.join(texts) + self.eos_text
+        separated = getattr(texts, "separated", None)  # (text, separator): the documents as one text already
+        if separated is not None:
+            text, separator = separated
+            joined = (text if separator == self.eos_text else text.replace(separator, self.eos_text)) + self.eos_text
+        else:
+            joined = self.eos_text.join(texts) + self.eos_text
         if any(prefix in joined for prefix in self._prefixes):
             return None
         ids = self.engine.encode_marked(joined, self.eos_text)
