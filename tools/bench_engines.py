@@ -16,9 +16,10 @@ seconds of the work; loading the tokenizer is setup, excluded) and ratios.
   (tests/zoo.py): a Llama-3/cl100k-style byte-level BPE, a SentencePiece-style
   BPE (byte fallback, Metaspace), a WordPiece. For each, the fastest engine
   mmtok proves identical, raw on all cores, vs mmtok.build with it.
-- rows: a one-column CSV of short rows (the lines of the same text), and the
-  same rows as JSON lines: mmtok.build of each (line by line) vs the same
-  engine's batch API on the same rows, and with
+- rows: a one-column CSV of short rows (the lines of the same text), the
+  same rows as JSON lines ({"text": ...}) and as JSON lines with three other
+  fields: mmtok.build of each (line by line) vs the same engine's batch API
+  on the same rows; the store floors (tools/peers_engines.py); and with
   --aitextgen aitextgen 0.6.0's own TokenDataset(line_by_line=True) (slow;
   fetched with pip on first use).
 - limits: in one process, on --limits-megabytes of the text: `cat file >
@@ -146,11 +147,18 @@ def rows(args, log: str) -> None:
         with open(table, encoding="utf-8", newline="") as source, open(lines + ".tmp", "w", encoding="utf-8") as out:
             out.writelines(json.dumps({"text": row[0]}) + "\n" for row in itertools.islice(csv.reader(source), 1, None))
         os.replace(lines + ".tmp", lines)
+    wide = os.path.join(args.workdir, f"rows-{args.csv_megabytes}mb-fields.jsonl")  # the same, among other fields
+    if not os.path.exists(wide):
+        with open(lines, encoding="utf-8") as source, open(wide + ".tmp", "w", encoding="utf-8") as out:
+            out.writelines(json.dumps({"id": number, "text": json.loads(line)["text"], "source": "pydoc",
+                                       "meta": {"lang": "en"}}) + "\n" for number, line in enumerate(source))
+        os.replace(wide + ".tmp", wide)
     size = os.path.getsize(table)
     store = os.path.join(args.workdir, "rows.mmtok")
     candidates = {
         "mmtok.build (line by line)": ("mmtok-tok", {"input": table, "output": store}),
         "mmtok.build (JSONL, same rows)": ("mmtok-tok", {"input": lines, "output": store}),
+        "mmtok.build (JSONL, same rows among 3 other fields)": ("mmtok-tok", {"input": wide, "output": store}),
         "engine batch API, same rows": ("rows-engine", {"input": table}),
         "store floor (CSV)": ("rows-floor", {"input": table, "output": store}),
         "store floor (JSONL)": ("rows-floor", {"input": lines, "output": store}),
@@ -171,7 +179,7 @@ def rows(args, log: str) -> None:
     engine_seconds = median(results["engine batch API, same rows"], "seconds")
     for label, found in results.items():
         seconds = median(found, "seconds")
-        megabytes = os.path.getsize(lines if "JSONL" in label else table) / 1e6
+        megabytes = os.path.getsize(wide if "fields" in label else lines if "JSONL" in label else table) / 1e6
         print(f"| {label} | {documents / seconds:,.0f} | {megabytes / seconds:,.1f} | "
               f"{median(found, 'cpu_seconds'):.2f} | {median(found, 'peak_rss_mb'):,.0f} | "
               f"{seconds / mmtok_seconds:.2f}x | {engine_seconds / seconds:.2f}x |")
