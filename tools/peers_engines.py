@@ -109,15 +109,17 @@ def _newline_pieces(text: str, size: int = 1 << 16) -> list[str]:
     return pieces
 
 
-def run_store_floor(input: str, output: str, tokenizer_json: str | None = None, skip: str = "", **_) -> dict:
-    """``skip``: steps left out ("hash", "write", "cast"), to price each."""
+def _floor(input: str, output: str, bounds: list[int], tokens_of, *, hash: bool = True, write: bool = True):
+    """Run ``tokens_of(i, data) -> (tokens, count)`` on every piece of ``input`` on a pool of all cores.
+
+    Each result is hashed with sha256 and appended to its thread's own file,
+    fsynced at the end (``hash``/``write`` False leave a step out).  Returns
+    the work's timer and the sum of the counts.
+    """
     import hashlib
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    with _Timed() as setup:
-        tok = _load(tokenizer_json)
-        bounds = _piece_bounds(input)
     os.makedirs(output, exist_ok=True)
     local, outputs = threading.local(), []
 
@@ -125,24 +127,36 @@ def run_store_floor(input: str, output: str, tokenizer_json: str | None = None, 
         if not hasattr(local, "fd"):
             local.fd = os.open(os.path.join(output, f"{threading.get_ident()}.bin"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             outputs.append(local.fd)
-        text = os.pread(source, bounds[i + 1] - bounds[i], bounds[i]).decode("utf-8")
-        tokens = tok.encode_flat(_newline_pieces(text))[0]
-        if "cast" not in skip:
-            tokens = tokens.astype(tok.dtype)
-        if "hash" not in skip:
+        tokens, count = tokens_of(i, os.pread(source, bounds[i + 1] - bounds[i], bounds[i]))
+        if hash:
             hashlib.sha256(tokens).digest()
-        if "write" not in skip:
+        if write:
             os.write(local.fd, tokens)
-        return tokens.shape[0]
+        return count
 
     with _Timed() as work:
         source = os.open(input, os.O_RDONLY)
         with ThreadPoolExecutor(cores()) as pool:
-            tokens = sum(pool.map(piece, range(len(bounds) - 1)))
+            total = sum(pool.map(piece, range(len(bounds) - 1)))
         for fd in outputs:
             os.fsync(fd)
             os.close(fd)
         os.close(source)
+    return work, total
+
+
+def run_store_floor(input: str, output: str, tokenizer_json: str | None = None, skip: str = "", **_) -> dict:
+    """``skip``: steps left out ("hash", "write", "cast"), to price each."""
+    with _Timed() as setup:
+        tok = _load(tokenizer_json)
+        bounds = _piece_bounds(input)
+
+    def tokens_of(i: int, data: bytes):
+        tokens = tok.encode_flat(_newline_pieces(data.decode("utf-8")))[0]
+        tokens = tokens if "cast" in skip else tokens.astype(tok.dtype)
+        return tokens, tokens.shape[0]
+
+    work, tokens = _floor(input, output, bounds, tokens_of, hash="hash" not in skip, write="write" not in skip)
     return {"seconds": work.seconds, "cpu_seconds": work.cpu_seconds, "setup_seconds": setup.seconds,
             "tokens": tokens, "engine": tok.engine}
 
@@ -150,11 +164,8 @@ def run_store_floor(input: str, output: str, tokenizer_json: str | None = None, 
 def run_rows_floor(input: str, output: str, tokenizer_json: str | None = None, **_) -> dict:
     """The work any store of a rows file needs, fully parallel: see ``rows-floor`` in the module notes."""
     import csv
-    import hashlib
     import io
     import operator
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
 
     import msgspec
 
@@ -164,32 +175,16 @@ def run_rows_floor(input: str, output: str, tokenizer_json: str | None = None, *
         bounds = _piece_bounds(input)
         record = msgspec.json.Decoder(msgspec.defstruct("Record", [("text", str)], gc=False))
         text_of = operator.attrgetter("text")
-    os.makedirs(output, exist_ok=True)
-    local, outputs, jsonl = threading.local(), [], input.endswith(".jsonl")
 
-    def piece(i: int) -> int:
-        if not hasattr(local, "fd"):
-            local.fd = os.open(os.path.join(output, f"{threading.get_ident()}.bin"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            outputs.append(local.fd)
-        data = os.pread(source, bounds[i + 1] - bounds[i], bounds[i])
-        if jsonl:  # decode_lines reads a stream of values: no proof that a record is a line (a floor)
+    def tokens_of(i: int, data: bytes):
+        if input.endswith(".jsonl"):  # decode_lines reads a stream of values: no proof that a record is a line
             rows = list(map(text_of, record.decode_lines(data)))
         else:
             rows = [row[0] for row in csv.reader(io.StringIO(data.decode("utf-8"), newline="")) if row]
             rows = rows[1:] if i == 0 else rows
-        tokens = joiner._encode(rows)[0].astype(tok.dtype)
-        hashlib.sha256(tokens).digest()
-        os.write(local.fd, tokens)
-        return len(rows)
+        return joiner._encode(rows)[0].astype(tok.dtype), len(rows)
 
-    with _Timed() as work:
-        source = os.open(input, os.O_RDONLY)
-        with ThreadPoolExecutor(cores()) as pool:
-            documents = sum(pool.map(piece, range(len(bounds) - 1)))
-        for fd in outputs:
-            os.fsync(fd)
-            os.close(fd)
-        os.close(source)
+    work, documents = _floor(input, output, bounds, tokens_of)
     return {"seconds": work.seconds, "cpu_seconds": work.cpu_seconds, "setup_seconds": setup.seconds,
             "engine": tok.engine, "documents": documents}
 
