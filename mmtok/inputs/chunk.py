@@ -88,7 +88,7 @@ class Chunk:
         """
         texts, ends = self.decoded()
         self.texts = self.ends = None
-        self.decode = _TAKEN
+        self.decode = _taken
         return texts, ends
 
     def decoded(self) -> tuple[list[str], list[bool]]:
@@ -99,7 +99,7 @@ class Chunk:
         return self.texts, self.ends
 
 
-def _TAKEN() -> tuple[list[str], list[bool]]:
+def _taken() -> tuple[list[str], list[bool]]:
     raise RuntimeError("this chunk's texts were taken by Chunk.take(); decode it before taking them")
 
 
