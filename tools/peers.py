@@ -97,18 +97,30 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def newline_bounds(data, size: int) -> list[int]:
+    """Offsets cutting ``data`` (str or bytes) into pieces of about ``size``, each but the last ending after a newline.
+
+    A piece ends after the last newline within ``size`` of its start, or at ``size`` if it holds none.
+    """
+    newline = "\n" if isinstance(data, str) else b"\n"
+    bounds = [0]
+    while bounds[-1] < len(data):
+        start = bounds[-1]
+        stop = data.rfind(newline, start, start + size) + 1
+        bounds.append(stop if stop > start and start + size < len(data) else min(start + size, len(data)))
+    return bounds
+
+
+def newline_pieces(text: str, size: int = CHUNK_CHARS) -> list[str]:
+    """``text`` cut at :func:`newline_bounds`."""
+    bounds = newline_bounds(text, size)
+    return [text[start:stop] for start, stop in zip(bounds, bounds[1:])]
+
+
 def _chunks(path: str) -> list[str]:
     """The text cut into pieces of about CHUNK_CHARS characters, each ending just after a newline."""
     with open(path, encoding="utf-8") as f:
-        text = f.read()
-    chunks, start = [], 0
-    while start < len(text):
-        stop = text.rfind("\n", start, start + CHUNK_CHARS) + 1
-        if stop <= start or start + CHUNK_CHARS >= len(text):
-            stop = min(start + CHUNK_CHARS, len(text))
-        chunks.append(text[start:stop])
-        start = stop
-    return chunks
+        return newline_pieces(f.read())
 
 
 def run_mmtok(input: str, output: str, **options) -> dict:

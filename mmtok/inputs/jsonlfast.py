@@ -48,6 +48,7 @@ import gc
 import itertools
 import json
 import operator
+from typing import Callable
 
 from ..base.jsonlimits import JSON_MAX_DEPTH, json_too_deep
 
@@ -138,14 +139,15 @@ class BlockParser:
         return parsed[0::2]
 
 
-def too_deep(lines: list[str]) -> bool:
-    """Whether a line (each one JSON value) nests deeper than JSON_MAX_DEPTH.
+def too_deep(lines: list[str], deeper: Callable[[str], bool] = json_too_deep) -> bool:
+    """Whether a line (each one JSON value) nests deeper than JSON_MAX_DEPTH, by ``deeper(line)``.
 
     Such a value has at least two brackets per level, so only a line longer
-    than twice the limit can, and only those are measured.
+    than twice the limit can, and only those are measured (a C-level ``max``
+    first: no Python per line in a block of short lines).
     """
     short = 2 * JSON_MAX_DEPTH + 1
-    return max(map(len, lines)) > short and any(json_too_deep(line) for line in lines if len(line) > short)
+    return max(map(len, lines), default=0) > short and any(deeper(line) for line in lines if len(line) > short)
 
 
 def _loads(text: str) -> list | None:

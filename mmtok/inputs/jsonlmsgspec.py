@@ -51,7 +51,9 @@ import json
 import operator
 
 from ..base.jsonlimits import JSON_MAX_DEPTH
+from ..tokenize.joined import has_border
 from .chunk import SeparatedTexts
+from .jsonlfast import too_deep
 
 __all__ = ["MsgspecLines"]
 
@@ -70,8 +72,7 @@ class MsgspecLines:
         # A value ending in a lone backslash (an invalid line) would take a joint starting with an escape
         # letter, or a backslash, for the end of an escape (only NUL's, \u0000, is made safe, by its count);
         # a joint with a border could be found straddling a value's end: NUL is used instead of those.
-        bordered = any(joint[:size] == joint[-size:] for size in range(1, len(joint)))
-        if joint != "\0" and (not joint or bordered or self._joint_json[:1] in tuple('"\\/bfnrtu')):
+        if joint != "\0" and (not joint or has_border(joint) or self._joint_json[:1] in tuple('"\\/bfnrtu')):
             self._joint, self._joint_json = "\0", _NUL_ESCAPE
 
     def texts(self, text: str) -> list[str] | SeparatedTexts | None:
@@ -88,8 +89,7 @@ class MsgspecLines:
             records = list(map(self._decoder.decode, lines))
         except (ValueError, RecursionError):  # msgspec's DecodeError and ValidationError are ValueErrors
             return None
-        long = 2 * JSON_MAX_DEPTH  # a line this short cannot nest deeper (a C-level max first: no per-line Python)
-        if lines and max(map(len, lines)) > long and any(self._too_deep(line) for line in lines if len(line) > long):
+        if too_deep(lines, self._too_deep):
             return None
         return list(map(_TEXT, records))
 

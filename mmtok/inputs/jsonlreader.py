@@ -2,11 +2,12 @@
 
 A block of whole lines (:mod:`mmtok.inputs.lines`) goes to the bulk parses of
 :mod:`mmtok.inputs.jsonlmsgspec` and :mod:`mmtok.inputs.jsonlfast` first; a
-block both decline is read line by line here (:func:`reference_texts`, the reference the bulk parse is tested
-against), which also writes every error message: invalid JSON, a line that
-is not an object, a missing or non-string field, nesting deeper than
-:data:`~mmtok.base.jsonlimits.JSON_MAX_DEPTH`, a lone surrogate written as a
-``\\uD800``-style escape, each naming the file and the 1-based line.
+block both decline is read line by line here (:func:`reference_texts`, the
+reference the bulk parses are tested against), which also writes every error
+message: invalid JSON, a line that is not an object, a missing or non-string
+field, nesting deeper than :data:`~mmtok.base.jsonlimits.JSON_MAX_DEPTH`, a
+lone surrogate written as a ``\\uD800``-style escape, each naming the file
+and the 1-based line.
 
 Numbers are never kept (``field`` must be a string), so they are read without
 conversion: an integer longer than Python's ``int()`` takes (4,300 digits) is
@@ -26,7 +27,6 @@ from .jsonlmsgspec import MsgspecLines
 from .lines import line_blocks
 
 __all__ = ["jsonl_chunks", "reference_texts"]
-
 
 
 def _any_integer(digits: str) -> int:

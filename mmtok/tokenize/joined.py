@@ -35,7 +35,7 @@ import numpy as np
 
 from .fastpath import FastPathRefused, probe_texts
 
-__all__ = ["JoinedDocuments", "build_joined_documents"]
+__all__ = ["JoinedDocuments", "build_joined_documents", "has_border", "model_made_contents"]
 
 
 #: After this many declined calls in a row (each a wasted engine call: the input holds the eos text, or
@@ -93,6 +93,11 @@ class JoinedDocuments:
         return ids, ends + 1
 
 
+def has_border(text: str) -> bool:
+    """Whether a proper prefix of ``text`` is also its suffix: then an occurrence of ``text`` can overlap another."""
+    return any(text[:size] == text[-size:] for size in range(1, len(text)))
+
+
 def model_made_contents(spec: dict) -> list[str]:
     """The added tokens (contents) whose ids the tokenizer.json's model may also give to plain text.
 
@@ -128,7 +133,7 @@ def build_joined_documents(engine: Any, backend: Any, added_tokens: list[dict], 
     flags = [flag for flag in ("normalized", "lstrip", "rstrip", "single_word") if entry.get(flag)]
     if flags:
         raise FastPathRefused(f"eos {eos_text!r} is matched with {', '.join(flags)}")
-    if any(eos_text[:size] == eos_text[-size:] for size in range(1, len(eos_text))):
+    if has_border(eos_text):
         raise FastPathRefused(f"eos {eos_text!r} has a border: an occurrence could straddle a joint")
     joiner = JoinedDocuments(engine, eos_text=eos_text, eos_id=eos_id, vocab_size=vocab_size, model_made=model_made,
                              added=[(token["content"], int(token["id"])) for token in added_tokens])

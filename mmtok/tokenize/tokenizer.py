@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from ..base.errors import TokenizerError
+from .backends import is_gpt2_name, resolve_backend
 from .cutrules import probe_cut_rules
 from .fastpath import FastPathRefused
-from .backends import is_gpt2_name, resolve_backend
 from .fingerprint import fingerprint_of
 from .joined import JoinedDocuments, build_joined_documents, model_made_contents
 
