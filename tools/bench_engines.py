@@ -255,11 +255,14 @@ def main() -> None:
     parser.add_argument("--aitextgen", action="store_true", help="also run aitextgen's line-by-line build (slow)")
     parser.add_argument("--workdir", default="/tmp/mmtok-bench-engines")
     args = parser.parse_args()
+    parts = {"bulk": bulk, "zoo": zoo, "rows": rows, "limits": limits}
+    unknown = [part for part in args.parts.split(",") if part not in parts]
+    if unknown:
+        parser.error(f"--parts: {', '.join(unknown)} unknown; use some of {','.join(parts)}")
     os.makedirs(args.workdir, exist_ok=True)
     log = os.path.join(args.workdir, "children.log")
     print(f"# mmtok engines benchmark\n\nmachine: {machine()}; every figure from one run of this script, "
           "candidates interleaved in fresh processes.")
-    parts = {"bulk": bulk, "zoo": zoo, "rows": rows, "limits": limits}
     for part in args.parts.split(","):
         parts[part](args, log)
 
